@@ -1,0 +1,13 @@
+"""rootless: a rootless-first OCI container runtime.
+
+Process stages (one module each):
+  rootless.cli        the CLI process: parses argv, dispatches to rootless.commands.<verb>
+  rootless.launcher   the CLI side of create: forks the namespace stage, maps IDs, waits
+  rootless.nsstage    the namespace-creating child: joins/creates namespaces, forks the init
+  rootless.init       the container init: mounts, pivot_root, process setup, waits for start
+
+The parent/child protocol is documented in rootless.protocol.
+"""
+
+__version__ = "0.1.0"
+OCI_VERSION = "1.2.0"
