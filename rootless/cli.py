@@ -1,0 +1,130 @@
+"""The CLI process: parse argv, dispatch to rootless.commands.<verb>, turn errors into one line.
+
+Only the verb's own module is imported, so `state` or `kill` pay for nothing they do not use.
+"""
+
+import os
+import sys
+
+from rootless import args as a
+from rootless.errors import RootlessError, UsageError
+
+_HELP = a.Option(("h", "help"), "help", help="show this help")
+_BUNDLE = a.Option(("b", "bundle"), "bundle", True, help="path to the bundle (default: current directory)")
+_CONTAINER_SETUP = (
+    _BUNDLE,
+    a.Option(("f", "config"), "config", True, help="path to config.json (default: BUNDLE/config.json)"),
+    a.Option(("pid-file",), "pid_file", True, help="write the init's host PID to this file"),
+    a.Option(("console-socket",), "console_socket", True, help="AF_UNIX socket that receives the pty master"),
+    a.Option(("no-pivot",), "no_pivot", help="use MS_MOVE and chroot instead of pivot_root"),
+    a.Option(("no-new-keyring",), "no_new_keyring", help="keep the caller's session keyring"),
+    a.Option(("preserve-fds",), "preserve_fds", True, 0, a.non_negative_int, help="pass N more fds (3..3+N-1)"),
+    a.Option(("pidfd-socket",), "pidfd_socket", True, help="accepted for runc compatibility; unused"),
+)
+
+COMMANDS = {c.name: c for c in (
+    a.Command("create", "Create a container: its init waits in the namespaces until `start`.",
+              _CONTAINER_SETUP, ("id",)),
+    a.Command("start", "Start the process of a created container.", (), ("id",)),
+    a.Command("run", "Create and start a container; wait for it unless --detach.",
+              _CONTAINER_SETUP + (
+                  a.Option(("d", "detach"), "detach", help="do not wait for the container"),
+                  a.Option(("keep",), "keep", help="do not delete the container after it exits"),
+              ), ("id",)),
+    a.Command("state", "Print the OCI state of a container as JSON.", (), ("id",)),
+    a.Command("list", "List containers.", (
+        a.Option(("f", "format"), "format", True, "table", help="table or json"),
+        a.Option(("q", "quiet"), "quiet", help="print only the container IDs"),
+    ), aliases=("ls",)),
+    a.Command("kill", "Send a signal (default TERM) to a container's init.", (
+        a.Option(("a", "all"), "all", help="signal every process of the container"),
+    ), ("id",), ("signal",)),
+    a.Command("delete", "Delete a container and its state.", (
+        a.Option(("f", "force"), "force", help="kill the container first if it runs"),
+    ), ("id",), aliases=("rm",)),
+    a.Command("spec", "Write a config.json template for busybox-like rootfs.", (
+        _BUNDLE,
+        a.Option(("rootless",), "rootless", help="a template for an unprivileged user"),
+    )),
+    a.Command("features", "Print what this runtime supports, as JSON."),
+)}
+ALIASES = {alias: c.name for c in COMMANDS.values() for alias in c.aliases}
+
+GLOBAL_OPTIONS = (
+    a.Option(("root",), "root", True, help="state directory (default: $XDG_RUNTIME_DIR/rootless, or /run/rootless as root)"),
+    a.Option(("log",), "log", True, help="append errors and warnings to this file"),
+    a.Option(("log-format",), "log_format", True, "text", help="text or json"),
+    a.Option(("log-level",), "log_level", True, help="accepted for crun compatibility"),
+    a.Option(("debug",), "debug", help="print what the runtime plans to do on stderr"),
+    a.Option(("systemd-cgroup",), "systemd_cgroup", help="use systemd to manage the cgroup"),
+    a.Option(("cgroup-manager",), "cgroup_manager", True, help="cgroupfs, systemd or disabled"),
+    a.Option(("rootless",), "rootless", True, "auto", help="true, false or auto"),
+    a.Option(("criu",), "criu", True, help="accepted for runc compatibility; unused"),
+    a.Option(("v", "version"), "version", help="print the version"),
+    _HELP,
+)
+
+
+def _global_help() -> str:
+    lines = ["usage: rootless [global options] COMMAND [options] [args]", "",
+             "A rootless-first OCI container runtime with runc's command line.", "", "commands:"]
+    lines += [f"  {c.name:<10}{c.summary}" for c in COMMANDS.values()]
+    lines += ["", "global options:"]
+    lines += [f"  {o.display() + (' VALUE' if o.takes_value else ''):<24}{o.help}" for o in GLOBAL_OPTIONS]
+    return "\n".join(lines)
+
+
+def _version() -> str:
+    from rootless import OCI_VERSION, __version__
+    return f"rootless version {__version__}\nspec: {OCI_VERSION}"
+
+
+def _check_choice(value, choices: tuple[str, ...], flag: str) -> None:
+    if value is not None and value not in choices:
+        raise UsageError(f"invalid value {value!r} for --{flag}: expected one of {', '.join(choices)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    log_target: dict = {"log": None, "log_format": "text"}
+    try:
+        values, rest = a.parse_options(GLOBAL_OPTIONS, argv, stop_at_positional=True, context="")
+        log_target = {"log": values["log"], "log_format": values["log_format"]}
+        _check_choice(values["log_format"], ("text", "json"), "log-format")
+        _check_choice(values["cgroup_manager"], ("cgroupfs", "systemd", "disabled"), "cgroup-manager")
+        _check_choice(values["rootless"], ("true", "false", "auto"), "rootless")
+        if values["version"]:
+            print(_version())
+            return 0
+        if not rest:
+            if values["help"]:
+                print(_global_help())
+                return 0
+            raise UsageError("no command given; see rootless --help")
+        verb, verb_argv = ALIASES.get(rest[0], rest[0]), rest[1:]
+        command = COMMANDS.get(verb)
+        if command is None:
+            raise UsageError(f"unknown command {rest[0]!r}; see rootless --help")
+        if "-h" in verb_argv or "--help" in verb_argv or values["help"]:
+            print(a.help_text(command))
+            return 0
+        parsed = a.parse_command(command, verb_argv)
+        from rootless.context import Context, default_root
+        ctx = Context(root=values["root"] or default_root(), log=values["log"], log_format=values["log_format"],
+                      debug=values["debug"], systemd_cgroup=values["systemd_cgroup"],
+                      rootless=values["rootless"], cgroup_manager=values["cgroup_manager"])
+        module = __import__(f"rootless.commands.{verb}", fromlist=["run"])
+        return module.run(ctx, parsed)
+    except RootlessError as err:
+        from rootless import log
+        log.emit("error", err.message, **log_target)
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:  # a bug: still one line, with the traceback only under --debug
+        from rootless import log
+        if "--debug" in argv:
+            import traceback
+            traceback.print_exc()
+        log.emit("error", f"internal error: {type(err).__name__}: {err}", **log_target)
+        return 1

@@ -1,0 +1,1 @@
+"""One module per verb: each parses nothing (rootless.cli did) and prints what the verb prints."""

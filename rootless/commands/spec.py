@@ -1,0 +1,20 @@
+import json
+import os
+
+from rootless.errors import RootlessError
+from rootless.specgen import default_spec
+
+
+def run(ctx, parsed) -> int:
+    bundle = parsed.options["bundle"] or "."
+    path = os.path.join(bundle, "config.json")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise RootlessError(f"{path} exists: remove it first") from None
+    except OSError as err:
+        raise RootlessError(f"create {path}: {err.strerror}") from None
+    with os.fdopen(fd, "w") as f:
+        json.dump(default_spec(parsed.options["rootless"]), f, indent=2)
+        f.write("\n")
+    return 0

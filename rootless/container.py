@@ -1,0 +1,97 @@
+"""Operations on an existing container: start, signal, delete. The verbs in rootless.commands
+parse and print; these do the work, and tests call them directly."""
+
+import os
+import select
+import signal
+import time
+
+from rootless import procfs, state
+from rootless.errors import RootlessError
+
+
+def signal_number(text: str) -> int:
+    """runc's spellings: 9, KILL, SIGKILL, kill, sigkill."""
+    if text.isdigit():
+        number = int(text)
+        if 0 < number < signal.NSIG:
+            return number
+        raise RootlessError(f"invalid signal {text}")
+    name = text.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    number = None if name.startswith("SIG_") else getattr(signal, name, None)
+    if not isinstance(number, int):
+        raise RootlessError(f"invalid signal {text!r}: use a number or a name such as TERM, KILL, HUP")
+    return int(number)
+
+
+def start(cdir: state.ContainerDir, record: dict) -> None:
+    """Release the init waiting on exec.fifo (see rootless.protocol)."""
+    current = state.status(cdir, record)
+    if current != "created":
+        raise RootlessError(f"cannot start container {cdir.id}: it is {current}, not created")
+    # Non-blocking open: the reader never waits for a writer. Linux reports no hang-up on a fifo
+    # that never had a writer, so poll waits until the init writes, while we watch the init.
+    fd = os.open(cdir.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP)
+        while not poller.poll(100):
+            if not procfs.is_alive(record["pid"], record.get("pid_start")):
+                raise RootlessError(f"cannot start container {cdir.id}: its init exited")
+        if os.read(fd, 1) != b"0":
+            raise RootlessError(f"cannot start container {cdir.id}: its init exited")
+    finally:
+        os.close(fd)
+        try:
+            os.unlink(cdir.fifo)
+        except FileNotFoundError:
+            pass
+
+
+def container_pids(record: dict) -> list[int]:
+    """Every host PID of the container: its PID namespace when it has one, else the init's tree."""
+    pid = record["pid"]
+    if not procfs.is_alive(pid, record.get("pid_start")):
+        return []
+    if "pid" in record.get("namespaces", {}).get("new", []):
+        return procfs.pids_in_pid_namespace(pid)
+    return procfs.descendants(pid)
+
+
+def kill(cdir: state.ContainerDir, record: dict, signum: int, every: bool = False) -> None:
+    current = state.status(cdir, record)
+    if current == "stopped":
+        raise RootlessError(f"container {cdir.id} is not running")
+    targets = container_pids(record) if every else [record["pid"]]
+    for pid in targets:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+
+def wait_stopped(record: dict, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while procfs.is_alive(record["pid"], record.get("pid_start")):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def delete(cdir: state.ContainerDir, record: dict, force: bool) -> None:
+    current = state.status(cdir, record)
+    if current == "running" and not force:
+        raise RootlessError(f"cannot delete container {cdir.id} that is running: stop it first or use --force")
+    if current != "stopped":
+        # A created container's init, or --force: everything in it goes.
+        for pid in container_pids(record) or [record["pid"]]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if not wait_stopped(record):
+            raise RootlessError(f"container {cdir.id}: its init (pid {record['pid']}) did not die after SIGKILL")
+    cdir.remove()

@@ -1,0 +1,137 @@
+"""Stage 3 of create: the container init, inside every namespace of the container.
+
+The order is runc's (standard_init_linux.go), for the reasons noted at each step. Everything
+this stage uses is imported at the top: after pivot_root an import would read the container's
+files (rootless.PITFALLS).
+"""
+
+import errno
+import fcntl
+import os
+import struct
+import termios
+
+from rootless import process, rootfs
+from rootless import syscalls as sc
+from rootless.errors import RootlessError, SyscallError
+
+
+def run(channel, job) -> None:
+    """Never returns: execs the container process, or reports an error and exits."""
+    try:
+        _setup(channel, job)
+    except RootlessError as err:
+        _fail(channel, err.message)
+    except OSError as err:
+        where = f" `{err.filename}`" if err.filename else ""
+        _fail(channel, f"container init: {err.strerror or err}{where}")
+    except Exception as err:
+        _fail(channel, f"container init: {type(err).__name__}: {err}")
+
+
+def _fail(channel, message: str) -> None:
+    try:
+        channel.send("error", msg=message)
+    finally:
+        os._exit(1)
+
+
+def _setup(channel, job) -> None:
+    config = job.config
+    proc = config["process"]
+    linux = config["linux"]
+    warnings: list[str] = []
+
+    if not job.no_new_keyring:
+        try:
+            sc.join_new_session_keyring(job.container_id)
+        except SyscallError as err:
+            if err.errno not in (errno.ENOSYS, errno.EPERM, errno.EACCES, errno.EDQUOT):
+                raise
+
+    # 1. The rootfs: propagation cut from the host, the mounts, /dev, then the root switch.
+    rootfs.prepare(job.rootfs, linux.get("rootfsPropagation"))
+    rootfs.apply_plan(job.rootfs, job.mount_plan, may_mknod=job.may_mknod, rootless=job.rootless)
+    cwd = proc.get("cwd", "/")
+    # socket costs 4 ms to import, so only terminals pay for it, and before the root switch.
+    socket_module = __import__("socket") if proc.get("terminal") else None
+    rootfs.pivot(job.rootfs, job.no_pivot)
+    # 2. The terminal needs the container's devpts, so it comes after the root switch.
+    if socket_module:
+        _setup_terminal(socket_module, job.console_fd, proc.get("consoleSize"))
+    # 3. Masked and read-only paths last among the mounts: nothing may mount over them later.
+    rootfs.finish(config)
+    if "uts" in job.ns_plan.new_types or any(t == "uts" for t, _ in job.ns_plan.join):
+        if config.get("hostname"):
+            sc.sethostname(config["hostname"])
+        if config.get("domainname"):
+            sc.setdomainname(config["domainname"])
+    elif config.get("hostname"):
+        raise RootlessError("config.json: hostname needs a uts namespace in linux.namespaces")
+    # 4. rlimits while still root in the namespace: raising a hard limit needs CAP_SYS_RESOURCE.
+    process.apply_rlimits(proc.get("rlimits", []))
+    if not os.path.isdir(cwd):
+        os.makedirs(cwd, 0o755, exist_ok=True)
+    # 5. The user and its capabilities: the bounding set shrinks while we may (CAP_SETPCAP),
+    #    keepcaps carries the permitted set over the uid change.
+    caps = proc.get("capabilities")
+    if caps is not None:
+        process.drop_bounding_set(caps, warnings.append)
+    process.switch_user(proc.get("user", {}), keep_caps=caps is not None)
+    if caps is not None:
+        process.set_capabilities(caps, warnings.append)
+    try:
+        os.chdir(cwd)
+    except OSError as err:
+        raise RootlessError(f"chdir to cwd {cwd!r} set in config.json: {err.strerror}") from None
+    env = process.build_env(proc, job.listen_fds)
+    executable = process.find_executable(proc["args"][0], env, cwd)
+    if proc.get("noNewPrivileges"):
+        sc.set_no_new_privs()
+    # 6. Ready: the parent records the container, then we wait for `start` on exec.fifo.
+    channel.send("ready", warnings=warnings)
+    channel.expect("ack")
+    channel.close()
+    _wait_for_start(job.state_dir_fd)
+    # 7. Only stdio, preserved fds and socket-activation fds reach the process.
+    keep = 3 + job.preserve_fds + job.listen_fds
+    for fd in range(keep):
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            pass
+    sc.close_range(keep)
+    process.reset_signals()
+    os.execve(executable, proc["args"], env)
+
+
+def _wait_for_start(state_dir_fd: int) -> None:
+    """Block until `start` opens exec.fifo for reading. The fd of the state directory was opened
+    on the host before pivot_root, so the fifo stays reachable from inside the container."""
+    fd = os.open("exec.fifo", os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_dir_fd)
+    os.write(fd, b"0")
+    os.close(fd)
+    os.close(state_dir_fd)
+
+
+def _setup_terminal(socket, console_fd: int | None, size: dict | None) -> None:
+    """A pty from the container's devpts: the master goes to --console-socket (as runc sends it,
+    with SCM_RIGHTS), the slave becomes the process's controlling terminal and stdio."""
+    if console_fd is None:
+        raise RootlessError("process.terminal is true but no --console-socket was given")
+    master, slave = os.openpty()
+    if size:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size.get("height", 0), size.get("width", 0), 0, 0))
+    try:
+        name = os.ttyname(slave)
+    except OSError:
+        name = "/dev/ptmx"
+    with socket.socket(fileno=console_fd) as console:
+        socket.send_fds(console, [name.encode()], [master])
+    os.close(master)
+    os.setsid()
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    for target in (0, 1, 2):
+        os.dup2(slave, target)
+    if slave > 2:
+        os.close(slave)

@@ -1,0 +1,209 @@
+"""Stage 1 of create: the CLI process's side. It plans everything from config.json (pure, so bad
+input fails before anything exists), makes the state directory, forks the namespace stage,
+writes the ID maps when asked, and records the container once its init is ready.
+
+Every resource it makes has one owner here: on any failure the init and the namespace stage
+are killed and the state directory removed, so a failed create leaves nothing behind.
+"""
+
+import os
+import pwd
+import signal
+
+from rootless import config as bundle_config
+from rootless import mounts, namespaces, paths, procfs, protocol, state
+from rootless.errors import RootlessError
+
+
+class InitJob:
+    """What the namespace stage and the init need, computed before the fork."""
+
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+
+class Request:
+    """The create/run flags that shape a container."""
+
+    def __init__(self, container_id: str, bundle: str | None, config_file: str | None = None,
+                 pid_file: str | None = None, console_socket: str | None = None, no_pivot: bool = False,
+                 no_new_keyring: bool = False, preserve_fds: int = 0):
+        self.container_id, self.bundle, self.config_file = container_id, bundle, config_file
+        self.pid_file = os.path.abspath(pid_file) if pid_file else None
+        self.console_socket, self.no_pivot, self.no_new_keyring = console_socket, no_pivot, no_new_keyring
+        self.preserve_fds = preserve_fds
+
+
+def _listen_fds(env) -> int:
+    """systemd socket activation: LISTEN_FDS fds from 3 on, when they are meant for us."""
+    count = env.get("LISTEN_FDS", "")
+    if not count.isdigit() or env.get("LISTEN_PID", str(os.getpid())) != str(os.getpid()):
+        return 0
+    return int(count)
+
+
+def _plan_idmaps(linux: dict, privileged: bool):
+    from idmap import apply as idmap_apply
+    from idmap import plan as idmap_plan
+    from idmap import subid
+    uid, gid = os.getuid(), os.getgid()
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        name = None
+    return idmap_plan.plan_idmaps(
+        linux.get("uidMappings"), linux.get("gidMappings"), caller_uid=uid, caller_gid=gid, caller_name=name,
+        subuid=subid.read_subid_ranges(name, uid, paths.SUBUID), subgid=subid.read_subid_ranges(name, uid, paths.SUBGID),
+        have_newuidmap=idmap_apply.find_helper("newuidmap") is not None,
+        have_newgidmap=idmap_apply.find_helper("newgidmap") is not None, privileged=privileged)
+
+
+def _owner() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
+def prepare(ctx, request: Request) -> InitJob:
+    """Everything decided from the bundle and the caller, before anything is made."""
+    bundle = bundle_config.load_bundle(request.bundle, request.config_file)
+    config = bundle.config
+    privileged = os.geteuid() == 0
+    ns_plan = namespaces.plan_namespaces(config["linux"], privileged=privileged,
+                                         in_initial_userns=paths.in_initial_userns())
+    idmaps = _plan_idmaps(config["linux"], privileged) if ns_plan.new_user else None
+    mount_plan = mounts.plan_rootfs(config, bundle.path)
+    terminal = bool(config["process"].get("terminal"))
+    if request.console_socket and not terminal:
+        raise RootlessError("--console-socket needs process.terminal: true in config.json")
+    ctx.trace(ns_plan.describe())
+    if idmaps is not None:
+        ctx.trace(idmaps.describe())
+        for warning in idmaps.warnings:
+            ctx.warn(warning)
+    ctx.trace("mount plan:\n" + mounts.describe(mount_plan))
+    return InitJob(
+        container_id=request.container_id, config=config, bundle=bundle.path, rootfs=bundle.rootfs,
+        ns_plan=ns_plan, idmaps=idmaps, mount_plan=mount_plan, no_pivot=request.no_pivot,
+        no_new_keyring=request.no_new_keyring, preserve_fds=request.preserve_fds,
+        listen_fds=_listen_fds(os.environ), terminal=terminal,
+        # mknod works for real root only; in any user namespace /dev nodes are bind mounts.
+        may_mknod=privileged and paths.in_initial_userns() and not ns_plan.new_user,
+        rootless=not privileged or not paths.in_initial_userns(),
+        console_fd=None, state_dir_fd=None)
+
+
+def _connect_console(path: str) -> int:
+    import socket
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as err:
+        sock.close()
+        raise RootlessError(f"connect to console socket {path}: {err.strerror}") from None
+    return sock.detach()
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def create(ctx, request: Request, *, subreaper: bool = False) -> tuple[state.ContainerDir, dict]:
+    """Create the container; its init waits on exec.fifo. With subreaper the init becomes our
+    child (for `run`, which waits for it)."""
+    job = prepare(ctx, request)
+    cdir = state.ContainerDir(ctx.root, request.container_id)
+    cdir.make()
+    pids = {"stage": None, "init": None}   # children to kill if anything fails
+    parent = child = None
+    try:
+        cdir.make_fifo()
+        job.state_dir_fd = os.open(cdir.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        if job.terminal and request.console_socket:
+            job.console_fd = _connect_console(request.console_socket)
+        if subreaper:
+            from rootless import syscalls
+            syscalls.set_child_subreaper()
+        parent, child = protocol.make_pipes()
+        pids["stage"] = os.fork()
+        if pids["stage"] == 0:
+            parent.close()
+            from rootless import nsstage
+            nsstage.run(child, job)
+        child.close()
+        for fd in (job.state_dir_fd, job.console_fd):
+            if fd is not None:
+                os.close(fd)
+        warnings = _follow_protocol(parent, job, pids)
+        init_pid = pids["init"]
+        for warning in warnings:
+            ctx.warn(warning)
+        record = {
+            "ociVersion": job.config.get("ociVersion", ""), "id": request.container_id, "pid": init_pid,
+            "pid_start": procfs.start_time(init_pid), "bundle": job.bundle, "rootfs": job.rootfs,
+            "created": state.rfc3339_now(), "owner": _owner(), "annotations": job.config.get("annotations", {}),
+            "namespaces": {"new": job.ns_plan.new_types + (["user"] if job.ns_plan.new_user else []),
+                           "joined": dict(job.ns_plan.join)},
+            "cgroup_manager": ctx.effective_cgroup_manager, "rootless": job.rootless,
+        }
+        cdir.save(record)
+        if request.pid_file:
+            state.write_pid_file(request.pid_file, init_pid)
+        parent.send("ack")
+        parent.close()
+        return cdir, record
+    except BaseException:
+        for pid in pids.values():
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        if pids["stage"]:
+            _reap(pids["stage"])
+        if pids["init"] and subreaper:
+            _reap(pids["init"])
+        if parent is not None:
+            parent.close()
+        cdir.remove()
+        if request.pid_file and pids["init"]:
+            try:
+                os.unlink(request.pid_file)
+            except FileNotFoundError:
+                pass
+        raise
+
+
+def _follow_protocol(parent: protocol.Channel, job: InitJob, pids: dict) -> list[str]:
+    """The parent's half of rootless.protocol, up to "ready"; fills pids["init"] with the
+    init's host PID and clears pids["stage"] once that stage is reaped. Returns warnings."""
+    def reap_stage() -> None:
+        _reap(pids["stage"])
+        pids["stage"] = None
+
+    while True:
+        message = parent.receive()
+        if message is None:
+            if pids["stage"]:
+                reap_stage()
+            raise RootlessError("the container init exited before it was ready")
+        kind = message["type"]
+        if kind == "userns":
+            from idmap import apply as idmap_apply
+            idmap_apply.apply_idmap_plan(job.idmaps, message["pid"])
+            parent.send("mapped")
+        elif kind == "init":
+            pids["init"] = message["pid"]
+            reap_stage()
+        elif kind == "ready":
+            if pids["init"] is None:
+                raise RootlessError("protocol error: ready before the init's PID")
+            return message.get("warnings", [])
+        elif kind == "error":
+            if pids["stage"]:
+                reap_stage()
+            raise RootlessError(message["msg"])

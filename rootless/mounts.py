@@ -1,0 +1,148 @@
+"""The mount plan: config.json's mounts, /dev and the paths to mask, as a list of small
+operations (bubblewrap's shape). Building it is pure; rootless.rootfs executes it."""
+
+import os
+
+from rootless import syscalls as sc
+from rootless.errors import ConfigError
+
+# option -> (flags to set, flags to clear)
+FLAG_OPTIONS = {
+    "async": (0, sc.MS_SYNCHRONOUS), "atime": (0, sc.MS_NOATIME), "bind": (sc.MS_BIND, 0), "defaults": (0, 0),
+    "dev": (0, sc.MS_NODEV), "diratime": (0, sc.MS_NODIRATIME), "dirsync": (sc.MS_DIRSYNC, 0),
+    "exec": (0, sc.MS_NOEXEC), "lazytime": (sc.MS_LAZYTIME, 0), "nolazytime": (0, sc.MS_LAZYTIME),
+    "loud": (0, sc.MS_SILENT), "mand": (sc.MS_MANDLOCK, 0), "nomand": (0, sc.MS_MANDLOCK),
+    "noatime": (sc.MS_NOATIME, 0), "nodev": (sc.MS_NODEV, 0), "nodiratime": (sc.MS_NODIRATIME, 0),
+    "noexec": (sc.MS_NOEXEC, 0), "nosuid": (sc.MS_NOSUID, 0), "norelatime": (0, sc.MS_RELATIME),
+    "nostrictatime": (0, sc.MS_STRICTATIME), "nosymfollow": (sc.MS_NOSYMFOLLOW, 0),
+    "rbind": (sc.MS_BIND | sc.MS_REC, 0), "relatime": (sc.MS_RELATIME, 0), "remount": (sc.MS_REMOUNT, 0),
+    "ro": (sc.MS_RDONLY, 0), "rw": (0, sc.MS_RDONLY), "silent": (sc.MS_SILENT, 0),
+    "strictatime": (sc.MS_STRICTATIME, 0), "suid": (0, sc.MS_NOSUID), "sync": (sc.MS_SYNCHRONOUS, 0),
+}
+PROPAGATION = {
+    "private": sc.MS_PRIVATE, "rprivate": sc.MS_PRIVATE | sc.MS_REC,
+    "shared": sc.MS_SHARED, "rshared": sc.MS_SHARED | sc.MS_REC,
+    "slave": sc.MS_SLAVE, "rslave": sc.MS_SLAVE | sc.MS_REC,
+    "unbindable": sc.MS_UNBINDABLE, "runbindable": sc.MS_UNBINDABLE | sc.MS_REC,
+}
+_IGNORED = {"iversion", "noiversion"}
+# Flags a bind remount may change; the rest of `flags` only matter on the first mount.
+_REMOUNT_MASK = (sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_NOATIME | sc.MS_NODIRATIME
+                 | sc.MS_RELATIME | sc.MS_STRICTATIME | sc.MS_NOSYMFOLLOW)
+# Pseudo filesystems an unprivileged user may be refused; runc then binds the host's instance.
+_HOST_FALLBACK = {"proc": "/proc", "sysfs": "/sys", "mqueue": "/dev/mqueue", "cgroup": "/sys/fs/cgroup",
+                  "cgroup2": "/sys/fs/cgroup"}
+
+DEFAULT_DEVICES = (
+    # path, type, major, minor: the nodes every container gets (runc's list).
+    ("/dev/null", "c", 1, 3), ("/dev/zero", "c", 1, 5), ("/dev/full", "c", 1, 7),
+    ("/dev/random", "c", 1, 8), ("/dev/urandom", "c", 1, 9), ("/dev/tty", "c", 5, 0),
+)
+DEV_SYMLINKS = (
+    ("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"), ("/proc/self/fd/1", "/dev/stdout"),
+    ("/proc/self/fd/2", "/dev/stderr"), ("pts/ptmx", "/dev/ptmx"),
+)
+
+
+class Mount:
+    """Mount `source` (type `fstype`) on `destination` inside the rootfs."""
+
+    kind = "mount"
+
+    def __init__(self, destination: str, fstype: str | None, source: str | None, flags: int, data: str,
+                 propagation: list[int], bind: bool, fallback_source: str | None):
+        self.destination, self.fstype, self.source = destination, fstype, source
+        self.flags, self.data, self.propagation = flags, data, propagation
+        self.bind = bind                        # a bind mount: applied as bind, then remounted with flags
+        self.fallback_source = fallback_source  # host path to bind when the filesystem is refused
+
+    @property
+    def remount_flags(self) -> int:
+        return self.flags & _REMOUNT_MASK
+
+    def describe(self) -> str:
+        what = f"bind {self.source}" if self.bind else f"{self.fstype} {self.source or ''}".rstrip()
+        extra = f" data={self.data}" if self.data else ""
+        return f"mount {what} -> {self.destination} flags={self.flags:#x}{extra}"
+
+
+class Device:
+    kind = "device"
+
+    def __init__(self, path: str, dev_type: str, major: int, minor: int, mode: int, uid: int, gid: int):
+        self.path, self.dev_type, self.major, self.minor = path, dev_type, major, minor
+        self.mode, self.uid, self.gid = mode, uid, gid
+
+    def describe(self) -> str:
+        return f"device {self.dev_type} {self.major}:{self.minor} -> {self.path}"
+
+
+class Symlink:
+    kind = "symlink"
+
+    def __init__(self, target: str, path: str):
+        self.target, self.path = target, path
+
+    def describe(self) -> str:
+        return f"symlink {self.path} -> {self.target}"
+
+
+def parse_options(options: list[str], destination: str) -> tuple[int, list[int], list[str]]:
+    """Mount options -> (flags, propagation flags in order, data options)."""
+    flags, propagation, data = 0, [], []
+    for option in options:
+        if option in FLAG_OPTIONS:
+            set_flags, clear_flags = FLAG_OPTIONS[option]
+            flags = (flags | set_flags) & ~clear_flags
+        elif option in PROPAGATION:
+            propagation.append(PROPAGATION[option])
+        elif option in _IGNORED:
+            continue
+        elif option in ("tmpcopyup", "idmap", "ridmap") or (option.startswith("r") and option[1:] in FLAG_OPTIONS):
+            raise ConfigError(f"config.json: mount {destination}: option {option!r} is not supported yet")
+        else:
+            data.append(option)
+    return flags, propagation, data
+
+
+def plan_mount(entry: dict, bundle: str) -> Mount:
+    destination = entry["destination"]
+    fstype = entry.get("type") or None
+    flags, propagation, data = parse_options(entry.get("options", []), destination)
+    bind = bool(flags & sc.MS_BIND) or fstype == "bind"
+    source = entry.get("source")
+    if bind:
+        if not source:
+            raise ConfigError(f"config.json: bind mount {destination} needs a source")
+        source = os.path.normpath(source if os.path.isabs(source) else os.path.join(bundle, source))
+        flags |= sc.MS_BIND
+    return Mount(destination, None if bind else fstype, source, flags, ",".join(data), propagation, bind,
+                 None if bind else _HOST_FALLBACK.get(fstype or ""))
+
+
+def plan_devices(linux: dict, *, with_defaults: bool) -> list[Device]:
+    devices = {}
+    if with_defaults:
+        devices = {path: Device(path, kind, major, minor, 0o666, 0, 0) for path, kind, major, minor in DEFAULT_DEVICES}
+    for entry in linux.get("devices", []):
+        path = entry["path"]
+        if entry["type"] not in ("c", "b", "u", "p"):
+            raise ConfigError(f"config.json: device {path}: unknown type {entry['type']!r}")
+        devices[path] = Device(path, entry["type"], entry.get("major", 0), entry.get("minor", 0),
+                               entry.get("fileMode", 0o666), entry.get("uid", 0), entry.get("gid", 0))
+    return list(devices.values())
+
+
+def plan_rootfs(config: dict, bundle: str) -> list:
+    """Everything done inside the rootfs before pivot_root, in order."""
+    plan: list = [plan_mount(entry, bundle) for entry in config.get("mounts", [])]
+    fresh_dev = any(m.destination == "/dev" for m in plan)
+    # A fresh /dev tmpfs gets runc's default nodes and links; config devices come in any case.
+    plan += plan_devices(config.get("linux", {}), with_defaults=fresh_dev)
+    if fresh_dev:
+        plan += [Symlink(target, path) for target, path in DEV_SYMLINKS]
+    return plan
+
+
+def describe(plan: list) -> str:
+    return "\n".join(op.describe() for op in plan)

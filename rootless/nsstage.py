@@ -1,0 +1,56 @@
+"""Stage 2 of create: the namespace-creating child, forked by the CLI process.
+
+It joins the namespaces given by path (the user namespace first), creates the user namespace
+and waits until the parent has written its ID maps, creates the other namespaces inside it,
+then forks the container init (PID 1 when there is a new PID namespace: CLONE_NEWPID takes
+effect for children only) and exits. See rootless.protocol for the messages.
+"""
+
+import os
+
+from rootless import init, namespaces
+from rootless import syscalls as sc
+from rootless.errors import RootlessError
+
+
+def _become_root() -> None:
+    """uid/gid 0 of the new user namespace, when mapped: the init then owns what it creates."""
+    try:
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    except OSError:
+        pass  # maps without a container root: stay as mapped
+
+
+def run(channel, job) -> None:
+    """Never returns."""
+    try:
+        plan = job.ns_plan
+        for nstype, path in plan.join:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as err:
+                raise RootlessError(f"open namespace {nstype} `{path}`: {err.strerror}") from None
+            try:
+                sc.setns(fd, namespaces.FLAGS[nstype], path)
+            finally:
+                os.close(fd)
+            if nstype == "user":
+                _become_root()
+        if plan.new_user:
+            sc.unshare(sc.CLONE_NEWUSER)
+            channel.send("userns", pid=os.getpid())
+            channel.expect("mapped")
+            _become_root()
+        if plan.unshare_flags:
+            sc.unshare(plan.unshare_flags)
+        pid = os.fork()
+        if pid == 0:
+            init.run(channel, job)
+        channel.send("init", pid=pid)
+        os._exit(0)
+    except RootlessError as err:
+        channel.send("error", msg=err.message)
+    except Exception as err:  # still one line for the user, never a traceback on conmon's pipe
+        channel.send("error", msg=f"namespace stage: {type(err).__name__}: {err}")
+    os._exit(1)

@@ -1,0 +1,32 @@
+"""Host paths the runtime reads, as overridable defaults, and where state lives."""
+
+import os
+
+PROC = "/proc"
+SUBUID = "/etc/subuid"
+SUBGID = "/etc/subgid"
+
+
+def in_initial_userns(proc: str = PROC) -> bool:
+    """True in the host's user namespace, whose uid_map is the identity over all IDs."""
+    try:
+        with open(f"{proc}/self/uid_map") as f:
+            fields = f.read().split()
+    except OSError:
+        return True
+    return fields == ["0", "0", "4294967295"]
+
+
+def default_state_root(env) -> str:
+    """runc's rule: $XDG_RUNTIME_DIR/<name> for unprivileged callers and for root inside a user
+    namespace (podman's rootless mode, which never passes --root); /run/<name> for real root."""
+    xdg = env.get("XDG_RUNTIME_DIR")
+    euid = os.geteuid()
+    if xdg and (euid != 0 or not in_initial_userns()):
+        return os.path.join(xdg, "rootless")
+    if euid == 0:
+        return "/run/rootless"
+    candidate = f"/run/user/{euid}"
+    if os.path.isdir(candidate) and os.stat(candidate).st_uid == euid:
+        return os.path.join(candidate, "rootless")
+    return f"/tmp/rootless-{euid}"

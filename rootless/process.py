@@ -1,0 +1,128 @@
+"""The container process: environment, executable lookup, rlimits, user, capabilities.
+
+The pure parts (environment, lookup rules, capability names) are separate from the calls that
+change the current process, which the container init makes in runc's order.
+"""
+
+import os
+import resource
+import signal
+import stat
+
+import _prctl
+import prctl
+
+from rootless import syscalls as sc
+from rootless.errors import RootlessError
+
+
+def build_env(process: dict, listen_fds: int = 0) -> dict:
+    """process.env as a dict (the last of duplicate keys wins, as with execve callers)."""
+    env = {}
+    for item in process.get("env", []):
+        key, _, value = item.partition("=")
+        env[key] = value
+    if listen_fds:
+        # Socket activation: the fds are 3.. in the container too, and its PID 1 is the listener.
+        env["LISTEN_FDS"] = str(listen_fds)
+        env["LISTEN_PID"] = "1"
+    return env
+
+
+def find_executable(name: str, env: dict, cwd: str = "/") -> str:
+    """The program execve will run, looked up like runc does (PATH for bare names). Raises the
+    message podman maps to exit 127."""
+    if "/" in name:
+        path = name if name.startswith("/") else os.path.join(cwd, name)
+        try:
+            mode = os.stat(path).st_mode
+        except OSError as err:
+            raise RootlessError(f'exec: "{name}": stat {path}: {err.strerror.lower()}') from None
+        if stat.S_ISDIR(mode):
+            raise RootlessError(f'exec: "{name}": is a directory')
+        return path
+    for directory in env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(":"):
+        candidate = os.path.join(directory or ".", name)
+        try:
+            mode = os.stat(candidate).st_mode
+        except OSError:
+            continue
+        if stat.S_ISREG(mode) and mode & 0o111:
+            return candidate
+    raise RootlessError(f'exec: "{name}": executable file not found in $PATH')
+
+
+def apply_rlimits(rlimits: list[dict]) -> None:
+    for entry in rlimits:
+        name = entry["type"]
+        number = getattr(resource, name, None)
+        if number is None:
+            raise RootlessError(f"config.json: process.rlimits: unknown type {name}")
+        try:
+            resource.setrlimit(number, (entry["soft"], entry["hard"]))
+        except (ValueError, OSError) as err:
+            raise RootlessError(f"setrlimit {name} soft={entry['soft']} hard={entry['hard']}: {err}") from None
+
+
+def capability_numbers(names: list[str], where: str, warn) -> list[int]:
+    numbers = []
+    for name in names:
+        number = getattr(_prctl, name.upper(), None) if name.upper().startswith("CAP_") else None
+        if not isinstance(number, int):
+            warn(f"process.capabilities.{where}: unknown capability {name}, ignored")
+            continue
+        numbers.append(number)
+    return numbers
+
+
+def drop_bounding_set(caps: dict, warn) -> None:
+    keep = capability_numbers(caps.get("bounding", []), "bounding", warn)
+    prctl.capbset.limit(*keep)
+
+
+def set_capabilities(caps: dict, warn) -> None:
+    """Permitted, effective and inheritable in one capset, then the ambient set."""
+    every = set(prctl.ALL_CAPS)
+    sets = [set(capability_numbers(caps.get(field, []), field, warn)) for field in ("effective", "permitted", "inheritable")]
+    _prctl.set_caps(*[sorted(s) for s in sets], *[sorted(every - s) for s in sets])
+    sc.ambient_clear()
+    for number in capability_numbers(caps.get("ambient", []), "ambient", warn):
+        sc.ambient_raise(number)
+
+
+def switch_user(user: dict, keep_caps: bool) -> None:
+    """setgroups, setresgid, setresuid: keepcaps holds the permitted set across the uid change
+    so the configured capabilities can still be set after it."""
+    uid, gid = user.get("uid", 0), user.get("gid", 0)
+    groups = user.get("additionalGids", [])
+    if keep_caps:
+        sc.set_keepcaps(True)
+    try:
+        os.setgroups(groups)
+    except PermissionError:
+        # setgroups is denied in a user namespace mapped by a single-ID map: only say so when
+        # groups were asked for.
+        if groups:
+            raise RootlessError("setgroups: not permitted in this user namespace (single-ID mapping: "
+                                "install newuidmap/newgidmap and add /etc/subgid ranges)") from None
+    try:
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+    except OSError as err:
+        raise RootlessError(f"set user {uid}:{gid}: {err.strerror} (is it mapped in the user namespace?)") from None
+    if keep_caps:
+        sc.set_keepcaps(False)
+    if "umask" in user:
+        os.umask(user["umask"])
+
+
+def reset_signals() -> None:
+    """Python ignores SIGPIPE and SIGXFSZ and catches SIGINT: the container gets the defaults."""
+    for number in range(1, signal.NSIG):
+        if number in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            signal.signal(number, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])

@@ -1,0 +1,69 @@
+"""Facts about host processes read from /proc: identity (start time), liveness, namespaces."""
+
+import os
+
+from rootless import paths
+
+
+def stat_fields(pid: int, proc: str = paths.PROC) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (field 3, the state, is index 0)."""
+    try:
+        with open(f"{proc}/{pid}/stat", "rb") as f:
+            raw = f.read().decode(errors="replace")
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2:].split()
+
+
+def start_time(pid: int, proc: str = paths.PROC) -> int | None:
+    """Clock ticks after boot when PID started: with the PID it names one process for good."""
+    fields = stat_fields(pid, proc)
+    return int(fields[19]) if fields else None
+
+
+def is_alive(pid: int, expected_start: int | None, proc: str = paths.PROC) -> bool:
+    """True if PID runs, is not a zombie, and is the process that started at expected_start."""
+    if pid <= 0:
+        return False
+    fields = stat_fields(pid, proc)
+    if fields is None or fields[0] in ("Z", "X"):
+        return False
+    return expected_start is None or int(fields[19]) == expected_start
+
+
+def ns_inode(pid: int, nstype: str, proc: str = paths.PROC) -> int | None:
+    try:
+        return os.stat(f"{proc}/{pid}/ns/{nstype}").st_ino
+    except OSError:
+        return None
+
+
+def pids_in_pid_namespace(init_pid: int, proc: str = paths.PROC) -> list[int]:
+    """Host PIDs of every process that shares init_pid's PID namespace (and its descendants').
+
+    Works without cgroups: a container with its own PID namespace is exactly that set.
+    """
+    target = ns_inode(init_pid, "pid", proc)
+    if target is None:
+        return []
+    found = []
+    for name in os.listdir(proc):
+        if name.isdigit() and ns_inode(int(name), "pid", proc) == target:
+            found.append(int(name))
+    return sorted(found)
+
+
+def descendants(root_pid: int, proc: str = paths.PROC) -> list[int]:
+    """root_pid and every process below it, for containers that share the host PID namespace."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir(proc):
+        if name.isdigit():
+            fields = stat_fields(int(name), proc)
+            if fields:
+                children.setdefault(int(fields[1]), []).append(int(name))
+    result, queue = [], [root_pid]
+    while queue:
+        pid = queue.pop()
+        result.append(pid)
+        queue.extend(children.get(pid, ()))
+    return sorted(result)

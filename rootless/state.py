@@ -1,0 +1,161 @@
+"""The container's state directory: ROOT/ID/{state.json, exec.fifo}.
+
+- The directory is made with mkdir, so two creates of one id cannot both succeed.
+- state.json is written to a temporary name and renamed, so readers never see half a file.
+- Commands that change a container hold an exclusive flock on its directory.
+- The status is derived, not stored: the init's PID plus its start time identify it (a reused
+  PID is never mistaken for it); exec.fifo exists until `start` consumes it.
+"""
+
+import fcntl
+import json
+import os
+import re
+import time
+
+from rootless import procfs
+from rootless.errors import ContainerNotFound, RootlessError
+
+STATE_FILE = "state.json"
+EXEC_FIFO = "exec.fifo"
+_ID_RE = re.compile(r"[\w+.-]+")
+_MAX_ID = 1024
+
+
+def validate_id(container_id: str) -> None:
+    if not container_id or len(container_id) > _MAX_ID or container_id in (".", "..") \
+            or not _ID_RE.fullmatch(container_id):
+        raise RootlessError(f"invalid container id {container_id!r}: use letters, digits, '_', '+', '-' and '.'")
+
+
+def rfc3339_now() -> str:
+    now = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now // 10**9)) + f".{now % 10**9:09d}Z"
+
+
+class ContainerDir:
+    """The state directory of one container id under a state root."""
+
+    def __init__(self, root: str, container_id: str):
+        validate_id(container_id)
+        self.root = root
+        self.id = container_id
+        self.path = os.path.join(root, container_id)
+        self.fifo = os.path.join(self.path, EXEC_FIFO)
+        self._lock_fd: int | None = None
+
+    def exists(self) -> bool:
+        return os.path.isfile(os.path.join(self.path, STATE_FILE))
+
+    def make(self) -> None:
+        """Create the directory; fails if the id is taken. 0711: the container's user, mapped to
+        another host ID, must reach exec.fifo inside it through the directory fd it holds."""
+        os.makedirs(self.root, mode=0o700, exist_ok=True)
+        try:
+            os.mkdir(self.path, 0o711)
+        except FileExistsError:
+            raise RootlessError(f"container {self.id} already exists") from None
+        os.chmod(self.path, 0o711)  # mkdir obeys the umask
+
+    def make_fifo(self) -> None:
+        os.mkfifo(self.fifo, 0o622)
+        os.chmod(self.fifo, 0o622)
+
+    def lock(self) -> "ContainerDir":
+        """Take the exclusive lock (released by unlock or process exit)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise ContainerNotFound(self.id) from None
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._lock_fd = fd
+        return self
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> "ContainerDir":
+        return self.lock()
+
+    def __exit__(self, *exc) -> None:
+        self.unlock()
+
+    def load(self) -> dict:
+        try:
+            with open(os.path.join(self.path, STATE_FILE)) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            raise ContainerNotFound(self.id) from None
+        except ValueError as err:
+            raise RootlessError(f"state of container {self.id} is corrupt ({err}): delete it with `rootless delete -f {self.id}`") from None
+
+    def save(self, state: dict) -> None:
+        final = os.path.join(self.path, STATE_FILE)
+        temporary = final + ".tmp"
+        with open(temporary, "w") as f:
+            json.dump(state, f)
+        os.rename(temporary, final)
+
+    def remove(self) -> None:
+        """Remove the directory and what it holds (flat: the runtime makes no subdirectories)."""
+        try:
+            names = os.listdir(self.path)
+        except FileNotFoundError:
+            return
+        for name in names:
+            try:
+                os.unlink(os.path.join(self.path, name))
+            except FileNotFoundError:
+                pass
+        try:
+            os.rmdir(self.path)
+        except FileNotFoundError:
+            pass
+
+
+def status(cdir: ContainerDir, state: dict) -> str:
+    pid = state.get("pid") or 0
+    if not procfs.is_alive(pid, state.get("pid_start")):
+        return "stopped"
+    if os.path.exists(cdir.fifo):
+        return "created"
+    return "running"
+
+
+def list_ids(root: str) -> list[str]:
+    try:
+        names = sorted(os.listdir(root))
+    except FileNotFoundError:
+        return []
+    return [n for n in names if os.path.isfile(os.path.join(root, n, STATE_FILE))]
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    """runc's pid file: host PID, no newline, written atomically."""
+    temporary = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, str(pid).encode())
+    finally:
+        os.close(fd)
+    os.rename(temporary, path)
+
+
+def oci_state(cdir: ContainerDir, state: dict) -> dict:
+    """The state JSON `rootless state` prints: OCI's fields plus runc's rootfs, created, owner."""
+    current = status(cdir, state)
+    result = {
+        "ociVersion": state["ociVersion"],
+        "id": state["id"],
+        "pid": state["pid"] if current != "stopped" else 0,
+        "status": current,
+        "bundle": state["bundle"],
+        "rootfs": state["rootfs"],
+        "created": state["created"],
+        "owner": state.get("owner", ""),
+    }
+    if state.get("annotations"):
+        result["annotations"] = state["annotations"]
+    return result
