@@ -51,7 +51,7 @@ def _setup(channel, job) -> None:
 
     # 1. The rootfs: propagation cut from the host, the mounts, /dev, then the root switch.
     rootfs.prepare(job.rootfs, linux.get("rootfsPropagation"))
-    rootfs.apply_plan(job.rootfs, job.mount_plan, may_mknod=job.may_mknod, rootless=job.rootless)
+    rootfs.apply_plan(job.rootfs, job.mount_plan, may_mknod=job.may_mknod)
     cwd = proc.get("cwd", "/")
     # socket costs 4 ms to import, so only terminals pay for it, and before the root switch.
     socket_module = __import__("socket") if proc.get("terminal") else None

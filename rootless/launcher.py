@@ -27,11 +27,12 @@ class Request:
 
     def __init__(self, container_id: str, bundle: str | None, config_file: str | None = None,
                  pid_file: str | None = None, console_socket: str | None = None, no_pivot: bool = False,
-                 no_new_keyring: bool = False, preserve_fds: int = 0):
+                 no_new_keyring: bool = False, preserve_fds: int = 0, console_fd: int | None = None):
         self.container_id, self.bundle, self.config_file = container_id, bundle, config_file
         self.pid_file = os.path.abspath(pid_file) if pid_file else None
         self.console_socket, self.no_pivot, self.no_new_keyring = console_socket, no_pivot, no_new_keyring
         self.preserve_fds = preserve_fds
+        self.console_fd = console_fd        # a connected socket given by `run` instead of a path
 
 
 def _listen_fds(env) -> int:
@@ -112,10 +113,13 @@ def _reap(pid: int) -> None:
         pass
 
 
-def create(ctx, request: Request, *, subreaper: bool = False) -> tuple[state.ContainerDir, dict]:
+def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | None = None
+           ) -> tuple[state.ContainerDir, dict]:
     """Create the container; its init waits on exec.fifo. With subreaper the init becomes our
-    child (for `run`, which waits for it)."""
-    job = prepare(ctx, request)
+    child (for `run`, which waits for it). job: what prepare() returned, if called already."""
+    job = job or prepare(ctx, request)
+    if job.terminal and not (request.console_socket or request.console_fd is not None):
+        raise RootlessError("process.terminal is true: give --console-socket, or set terminal to false in config.json")
     cdir = state.ContainerDir(ctx.root, request.container_id)
     cdir.make()
     pids = {"stage": None, "init": None}   # children to kill if anything fails
@@ -123,8 +127,10 @@ def create(ctx, request: Request, *, subreaper: bool = False) -> tuple[state.Con
     try:
         cdir.make_fifo()
         job.state_dir_fd = os.open(cdir.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        if job.terminal and request.console_socket:
-            job.console_fd = _connect_console(request.console_socket)
+        if job.terminal:
+            job.console_fd = request.console_fd
+            if request.console_socket:
+                job.console_fd = _connect_console(request.console_socket)
         if subreaper:
             from rootless import syscalls
             syscalls.set_child_subreaper()
@@ -135,9 +141,9 @@ def create(ctx, request: Request, *, subreaper: bool = False) -> tuple[state.Con
             from rootless import nsstage
             nsstage.run(child, job)
         child.close()
-        for fd in (job.state_dir_fd, job.console_fd):
-            if fd is not None:
-                os.close(fd)
+        os.close(job.state_dir_fd)
+        if request.console_socket:
+            os.close(job.console_fd)
         warnings = _follow_protocol(parent, job, pids)
         init_pid = pids["init"]
         for warning in warnings:

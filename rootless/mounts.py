@@ -25,6 +25,19 @@ PROPAGATION = {
     "slave": sc.MS_SLAVE, "rslave": sc.MS_SLAVE | sc.MS_REC,
     "unbindable": sc.MS_UNBINDABLE, "runbindable": sc.MS_UNBINDABLE | sc.MS_REC,
 }
+# Recursive options (runc 1.1 and crun): applied to the mount and all below it with
+# mount_setattr. option -> (attributes to set, attributes to clear)
+RECURSIVE_OPTIONS = {
+    "rro": (sc.MOUNT_ATTR_RDONLY, 0), "rrw": (0, sc.MOUNT_ATTR_RDONLY),
+    "rnosuid": (sc.MOUNT_ATTR_NOSUID, 0), "rsuid": (0, sc.MOUNT_ATTR_NOSUID),
+    "rnodev": (sc.MOUNT_ATTR_NODEV, 0), "rdev": (0, sc.MOUNT_ATTR_NODEV),
+    "rnoexec": (sc.MOUNT_ATTR_NOEXEC, 0), "rexec": (0, sc.MOUNT_ATTR_NOEXEC),
+    "rnodiratime": (sc.MOUNT_ATTR_NODIRATIME, 0), "rdiratime": (0, sc.MOUNT_ATTR_NODIRATIME),
+    "rnosymfollow": (sc.MOUNT_ATTR_NOSYMFOLLOW, 0), "rsymfollow": (0, sc.MOUNT_ATTR_NOSYMFOLLOW),
+    "rrelatime": (sc.MOUNT_ATTR_RELATIME, sc.MOUNT_ATTR__ATIME),
+    "rnoatime": (sc.MOUNT_ATTR_NOATIME, sc.MOUNT_ATTR__ATIME),
+    "rstrictatime": (sc.MOUNT_ATTR_STRICTATIME, sc.MOUNT_ATTR__ATIME),
+}
 _IGNORED = {"iversion", "noiversion"}
 # Flags a bind remount may change; the rest of `flags` only matter on the first mount.
 _REMOUNT_MASK = (sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_NOATIME | sc.MS_NODIRATIME
@@ -50,9 +63,11 @@ class Mount:
     kind = "mount"
 
     def __init__(self, destination: str, fstype: str | None, source: str | None, flags: int, data: str,
-                 propagation: list[int], bind: bool, fallback_source: str | None):
+                 propagation: list[int], bind: bool, fallback_source: str | None,
+                 recursive: tuple[int, int] = (0, 0)):
         self.destination, self.fstype, self.source = destination, fstype, source
         self.flags, self.data, self.propagation = flags, data, propagation
+        self.recursive = recursive              # mount_setattr (set, clear) for the whole subtree
         self.bind = bind                        # a bind mount: applied as bind, then remounted with flags
         self.fallback_source = fallback_source  # host path to bind when the filesystem is refused
 
@@ -87,28 +102,33 @@ class Symlink:
         return f"symlink {self.path} -> {self.target}"
 
 
-def parse_options(options: list[str], destination: str) -> tuple[int, list[int], list[str]]:
-    """Mount options -> (flags, propagation flags in order, data options)."""
+def parse_options(options: list[str], destination: str) -> tuple[int, list[int], list[str], tuple[int, int]]:
+    """Mount options -> (flags, propagation flags in order, data options, recursive attributes)."""
     flags, propagation, data = 0, [], []
+    attr_set = attr_clear = 0
     for option in options:
-        if option in FLAG_OPTIONS:
+        if option in RECURSIVE_OPTIONS:
+            set_attrs, clear_attrs = RECURSIVE_OPTIONS[option]
+            attr_set = (attr_set & ~clear_attrs) | set_attrs
+            attr_clear = (attr_clear & ~set_attrs) | clear_attrs
+        elif option in FLAG_OPTIONS:
             set_flags, clear_flags = FLAG_OPTIONS[option]
             flags = (flags | set_flags) & ~clear_flags
         elif option in PROPAGATION:
             propagation.append(PROPAGATION[option])
         elif option in _IGNORED:
             continue
-        elif option in ("tmpcopyup", "idmap", "ridmap") or (option.startswith("r") and option[1:] in FLAG_OPTIONS):
+        elif option in ("tmpcopyup", "idmap", "ridmap"):
             raise ConfigError(f"config.json: mount {destination}: option {option!r} is not supported yet")
         else:
             data.append(option)
-    return flags, propagation, data
+    return flags, propagation, data, (attr_set, attr_clear)
 
 
 def plan_mount(entry: dict, bundle: str) -> Mount:
     destination = entry["destination"]
     fstype = entry.get("type") or None
-    flags, propagation, data = parse_options(entry.get("options", []), destination)
+    flags, propagation, data, recursive = parse_options(entry.get("options", []), destination)
     bind = bool(flags & sc.MS_BIND) or fstype == "bind"
     source = entry.get("source")
     if bind:
@@ -117,7 +137,7 @@ def plan_mount(entry: dict, bundle: str) -> Mount:
         source = os.path.normpath(source if os.path.isabs(source) else os.path.join(bundle, source))
         flags |= sc.MS_BIND
     return Mount(destination, None if bind else fstype, source, flags, ",".join(data), propagation, bind,
-                 None if bind else _HOST_FALLBACK.get(fstype or ""))
+                 None if bind else _HOST_FALLBACK.get(fstype or ""), recursive)
 
 
 def plan_devices(linux: dict, *, with_defaults: bool) -> list[Device]:

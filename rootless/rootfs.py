@@ -100,24 +100,42 @@ def prepare(rootfs: str, propagation: str | None) -> None:
     sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
 
 
-def _mount_filesystem(op: mounts.Mount, target: str, shown: str, rootless: bool) -> None:
+def _mount_filesystem(op: mounts.Mount, target: str, shown: str) -> bool:
+    """Mount op's filesystem; True if the host's instance was bound instead."""
     try:
         sc.mount(op.source or op.fstype, target, op.fstype, op.flags, op.data or None, shown_target=shown)
-        return
+        return False
     except SyscallError as err:
         if op.fstype == "devpts" and err.errno == errno.EINVAL and "gid=" in op.data:
             # gid=5 (tty) is not mapped in a single-ID user namespace: runc drops it too.
             data = ",".join(o for o in op.data.split(",") if not o.startswith("gid="))
             sc.mount(op.source or op.fstype, target, op.fstype, op.flags, data or None, shown_target=shown)
-            return
+            return False
         if not (op.fallback_source and err.errno in (errno.EPERM, errno.EACCES, errno.EINVAL, errno.ENODEV)):
             raise
     # Refused (an unprivileged user may not mount sysfs without its own netns, proc without its
     # own pidns; cgroup v1 needs per-controller mounts): bind the host's instance instead.
     sc.mount(op.fallback_source, target, None, sc.MS_BIND | sc.MS_REC, None, shown_target=shown)
+    return True
 
 
-def apply_mount(root: Rootfs, op: mounts.Mount, rootless: bool) -> None:
+def _host_bind(op: mounts.Mount, source: str) -> mounts.Mount:
+    """A bind of the host's instance standing in for a filesystem: its flags (ro above all)
+    hold for every mount below it, or a read-only /sys/fs/cgroup would have writable
+    controllers under it."""
+    attr_set, attr_clear = _attributes(op.flags)
+    attr_set |= op.recursive[0]
+    return mounts.Mount(op.destination, None, source, op.flags | sc.MS_BIND | sc.MS_REC, "", op.propagation,
+                        True, None, (attr_set, attr_clear | op.recursive[1]))
+
+
+def _attributes(flags: int) -> tuple[int, int]:
+    pairs = ((sc.MS_RDONLY, sc.MOUNT_ATTR_RDONLY), (sc.MS_NOSUID, sc.MOUNT_ATTR_NOSUID),
+             (sc.MS_NODEV, sc.MOUNT_ATTR_NODEV), (sc.MS_NOEXEC, sc.MOUNT_ATTR_NOEXEC))
+    return sum(attr for ms, attr in pairs if flags & ms), 0
+
+
+def apply_mount(root: Rootfs, op: mounts.Mount) -> None:
     shown = root.path + op.destination
     if op.bind:
         try:
@@ -127,14 +145,15 @@ def apply_mount(root: Rootfs, op: mounts.Mount, rootless: bool) -> None:
     else:
         directory = True
     if op.fstype in ("cgroup", "cgroup2"):
-        op = mounts.Mount(op.destination, None, "/sys/fs/cgroup", op.flags | sc.MS_BIND | sc.MS_REC, "",
-                          op.propagation, True, None)
+        # cgroup v1 needs one mount per controller, and a cgroup2 mount shows the whole
+        # hierarchy without a cgroup namespace: the host's tree, bound, serves both.
+        op = _host_bind(op, "/sys/fs/cgroup")
     fd = root.make_target(op.destination, directory)
     try:
         if op.bind:
             sc.mount(op.source, _fd_path(fd), None, sc.MS_BIND | (op.flags & sc.MS_REC), None, shown_target=shown)
-        else:
-            _mount_filesystem(op, _fd_path(fd), shown, rootless)
+        elif _mount_filesystem(op, _fd_path(fd), shown):
+            op = _host_bind(op, op.fallback_source)
     finally:
         os.close(fd)
     # The fd named the directory under the new mount: open the mount itself for what follows.
@@ -142,6 +161,8 @@ def apply_mount(root: Rootfs, op: mounts.Mount, rootless: bool) -> None:
     try:
         if op.bind and op.remount_flags:
             remount_bind(_fd_path(fd), op.remount_flags, shown)
+        if op.recursive != (0, 0):
+            sc.mount_setattr_recursive(fd, *op.recursive, shown=shown)
         for propagation in op.propagation:
             sc.mount(None, _fd_path(fd), None, propagation, None, shown_target=shown)
     finally:
@@ -185,12 +206,12 @@ def apply_symlink(root: Rootfs, op: mounts.Symlink) -> None:
         os.close(parent)
 
 
-def apply_plan(rootfs: str, plan: list, *, may_mknod: bool, rootless: bool) -> None:
+def apply_plan(rootfs: str, plan: list, *, may_mknod: bool) -> None:
     root = Rootfs(rootfs)
     try:
         for op in plan:
             if op.kind == "mount":
-                apply_mount(root, op, rootless)
+                apply_mount(root, op)
             elif op.kind == "device":
                 apply_device(root, op, may_mknod)
             else:

@@ -13,8 +13,10 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 # x86_64 and aarch64 share these numbers for the calls glibc 2.36 does not wrap.
 _NR = {
-    "x86_64": {"pivot_root": 155, "openat2": 437, "close_range": 436, "setns": 308, "keyctl": 250},
-    "aarch64": {"pivot_root": 41, "openat2": 437, "close_range": 436, "setns": 268, "keyctl": 219},
+    "x86_64": {"pivot_root": 155, "openat2": 437, "close_range": 436, "setns": 308, "keyctl": 250,
+               "mount_setattr": 442},
+    "aarch64": {"pivot_root": 41, "openat2": 437, "close_range": 436, "setns": 268, "keyctl": 219,
+                "mount_setattr": 442},
 }[os.uname().machine]
 
 CLONE_NEWNS = 0x00020000
@@ -59,6 +61,19 @@ PR_SET_CHILD_SUBREAPER = 36
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR__ATIME = 0x70
+MOUNT_ATTR_RELATIME = 0x0
+MOUNT_ATTR_NOATIME = 0x10
+MOUNT_ATTR_STRICTATIME = 0x20
+MOUNT_ATTR_NODIRATIME = 0x80
+MOUNT_ATTR_NOSYMFOLLOW = 0x200000
 
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_IN_ROOT = 0x10
@@ -134,6 +149,19 @@ def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0, *, s
     how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
     fd = _libc.syscall(_NR["openat2"], dirfd, _b(path), ctypes.byref(how), ctypes.sizeof(how))
     return _check(fd, "openat2", shown or path)
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def mount_setattr_recursive(fd: int, attr_set: int, attr_clr: int, *, shown: str) -> None:
+    """mount_setattr(2) on the mount open at fd and every mount below it."""
+    attr = _MountAttr(attr_set, attr_clr, 0, 0)
+    result = _libc.syscall(_NR["mount_setattr"], fd, b"", AT_EMPTY_PATH | AT_RECURSIVE,
+                           ctypes.byref(attr), ctypes.sizeof(attr))
+    _check(result, "mount_setattr", shown)
 
 
 def close_range(first: int, last: int = 0xFFFFFFFF) -> None:

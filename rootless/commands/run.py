@@ -5,15 +5,30 @@ from rootless import container, launcher
 from rootless.commands.create import request_from
 
 # Signals a foreground `run` passes on to the container, as runc's signal handler does.
-_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
-              signal.SIGWINCH)
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
 def run(ctx, parsed) -> int:
     request = request_from(parsed)
     detach = parsed.options["detach"]
-    cdir, record = launcher.create(ctx, request, subreaper=not detach)
+    job = launcher.prepare(ctx, request)
+    local_console = None
+    if not detach and not request.console_socket and job.terminal:
+        # A foreground terminal: the init sends the pty master to us, and we proxy it.
+        import socket
+        local_console, remote = socket.socketpair()
+        request.console_fd = remote.detach()
     try:
+        cdir, record = launcher.create(ctx, request, subreaper=not detach, job=job)
+    finally:
+        if request.console_fd is not None:
+            os.close(request.console_fd)
+    try:
+        master = None
+        if local_console is not None:
+            from rootless import console
+            master = console.receive_pty(local_console)
+            local_console.close()
         with cdir:
             container.start(cdir, record)
     except BaseException:
@@ -22,6 +37,10 @@ def run(ctx, parsed) -> int:
         raise
     if detach:
         return 0
+    _forward_signals(record["pid"])
+    if master is not None:
+        from rootless import console
+        console.proxy(master)
     status = _wait(record["pid"])
     if not parsed.options["keep"]:
         with cdir:
@@ -29,9 +48,7 @@ def run(ctx, parsed) -> int:
     return status
 
 
-def _wait(init_pid: int) -> int:
-    """Wait for the init, forwarding signals; reap orphans we inherit as subreaper.
-    The exit status is the init's, or 128+N when signal N killed it."""
+def _forward_signals(init_pid: int) -> None:
     def forward(signum, _frame):
         try:
             os.kill(init_pid, signum)
@@ -40,6 +57,11 @@ def _wait(init_pid: int) -> int:
 
     for signum in _FORWARDED:
         signal.signal(signum, forward)
+
+
+def _wait(init_pid: int) -> int:
+    """Wait for the init, reaping orphans we inherit as subreaper. The exit status is the
+    init's, or 128+N when signal N killed it."""
     while True:
         try:
             pid, status = os.waitpid(-1, 0)
