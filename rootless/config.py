@@ -43,6 +43,24 @@ def load_bundle(bundle: str | None, config_file: str | None = None) -> Bundle:
     return Bundle(path, config, rootfs)
 
 
+# Fields this build does not honour yet: refused by name rather than silently ignored.
+_NOT_YET = (
+    (("hooks",), "hooks"), (("linux", "seccomp"), "linux.seccomp"), (("linux", "timeOffsets"), "linux.timeOffsets"),
+    (("linux", "personality"), "linux.personality"), (("linux", "intelRdt"), "linux.intelRdt"),
+    (("linux", "netDevices"), "linux.netDevices"), (("process", "apparmorProfile"), "process.apparmorProfile"),
+    (("process", "selinuxLabel"), "process.selinuxLabel"), (("process", "scheduler"), "process.scheduler"),
+    (("process", "ioPriority"), "process.ioPriority"), (("linux", "mountLabel"), "linux.mountLabel"),
+)
+
+
+def _lookup(config: dict, path: tuple[str, ...]):
+    for key in path:
+        if not isinstance(config, dict):
+            return None
+        config = config.get(key)
+    return config
+
+
 def check_semantics(config: dict) -> None:
     """Rules of the runtime spec that its JSON schema does not encode."""
     if "root" not in config:
@@ -66,3 +84,6 @@ def check_semantics(config: dict) -> None:
         seen.add(ns["type"])
     if "mount" not in seen:
         raise ConfigError("config.json: linux.namespaces must include a mount namespace (the rootfs needs one)")
+    for path, name in _NOT_YET:
+        if _lookup(config, path):
+            raise ConfigError(f"config.json: {name} is not supported by this version of rootless")

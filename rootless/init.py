@@ -49,6 +49,8 @@ def _setup(channel, job) -> None:
             if err.errno not in (errno.ENOSYS, errno.EPERM, errno.EACCES, errno.EDQUOT):
                 raise
 
+    if "oomScoreAdj" in proc:
+        process.set_oom_score_adj(proc["oomScoreAdj"])
     # 1. The rootfs: propagation cut from the host, the mounts, /dev, then the root switch.
     rootfs.prepare(job.rootfs, linux.get("rootfsPropagation"))
     rootfs.apply_plan(job.rootfs, job.mount_plan, may_mknod=job.may_mknod)
@@ -59,7 +61,9 @@ def _setup(channel, job) -> None:
     # 2. The terminal needs the container's devpts, so it comes after the root switch.
     if socket_module:
         _setup_terminal(socket_module, job.console_fd, proc.get("consoleSize"))
-    # 3. Masked and read-only paths last among the mounts: nothing may mount over them later.
+    # 3. sysctls need the container's /proc/sys writable: before read-only paths close it. Masked
+    #    and read-only paths come last among the mounts: nothing may mount over them later.
+    process.apply_sysctls(linux.get("sysctl", {}))
     rootfs.finish(config)
     if "uts" in job.ns_plan.new_types or any(t == "uts" for t, _ in job.ns_plan.join):
         if config.get("hostname"):

@@ -78,6 +78,8 @@ def prepare(ctx, request: Request) -> InitJob:
     terminal = bool(config["process"].get("terminal"))
     if request.console_socket and not terminal:
         raise RootlessError("--console-socket needs process.terminal: true in config.json")
+    if any(config["linux"].get("resources", {}).values()):
+        ctx.warn("linux.resources is not applied: this version of rootless manages no cgroups")
     ctx.trace(ns_plan.describe())
     if idmaps is not None:
         ctx.trace(idmaps.describe())

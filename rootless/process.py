@@ -64,6 +64,33 @@ def apply_rlimits(rlimits: list[dict]) -> None:
             raise RootlessError(f"setrlimit {name} soft={entry['soft']} hard={entry['hard']}: {err}") from None
 
 
+def _write_proc(path: str, value: str, what: str) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, value.encode())
+        finally:
+            os.close(fd)
+    except OSError as err:
+        raise RootlessError(f"{what}: write {path}: {err.strerror}") from None
+
+
+def sysctl_path(key: str) -> str:
+    parts = key.replace(".", "/").split("/")
+    if not key or any(p in ("", "..") for p in parts):
+        raise RootlessError(f"config.json: linux.sysctl: invalid key {key!r}")
+    return "/proc/sys/" + "/".join(parts)
+
+
+def apply_sysctls(sysctls: dict) -> None:
+    for key, value in sysctls.items():
+        _write_proc(sysctl_path(key), value, f"sysctl {key}={value}")
+
+
+def set_oom_score_adj(value: int) -> None:
+    _write_proc("/proc/self/oom_score_adj", str(value), f"process.oomScoreAdj {value}")
+
+
 def capability_numbers(names: list[str], where: str, warn) -> list[int]:
     numbers = []
     for name in names:

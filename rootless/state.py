@@ -18,7 +18,7 @@ from rootless.errors import ContainerNotFound, RootlessError
 
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
-_ID_RE = re.compile(r"[\w+.-]+")
+_ID_RE = re.compile(r"[\w+.-]+", re.ASCII)
 _MAX_ID = 1024
 
 

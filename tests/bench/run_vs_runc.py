@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Benchmark (not a test): `rootless run` against Debian's `runc run`, side by side.
+
+Both runtimes run /bin/true from one identical rootless bundle (`runc spec --rootless`: the
+caller mapped to root, a busybox rootfs), alternating, N times each, as an unprivileged user.
+Prints the median wall time per container for each and the ratio rootless/runc.
+
+  sudo tests/bench/run_vs_runc.py [-n 100]        (as root: runs as the test user)
+  tests/bench/run_vs_runc.py [-n 100]             (as an unprivileged user)
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def build_bundle(directory: str) -> str:
+    rootfs = os.path.join(directory, "rootfs")
+    os.makedirs(os.path.join(rootfs, "bin"))
+    shutil.copy("/bin/busybox", os.path.join(rootfs, "bin", "busybox"))
+    for applet in ("sh", "true"):
+        os.symlink("busybox", os.path.join(rootfs, "bin", applet))
+    for name in ("proc", "sys", "dev", "tmp", "etc"):
+        os.makedirs(os.path.join(rootfs, name), exist_ok=True)
+    subprocess.run(["runc", "spec", "--rootless", "-b", directory], check=True)
+    config_path = os.path.join(directory, "config.json")
+    with open(config_path) as f:
+        config = json.load(f)
+    config["process"]["terminal"] = False
+    config["process"]["args"] = ["/bin/true"]
+    with open(config_path, "w") as f:
+        json.dump(config, f, indent=2)
+    return directory
+
+
+def time_one(argv: list[str], cwd: str) -> float:
+    start = time.perf_counter()
+    result = subprocess.run(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        sys.exit(f"{' '.join(argv)} failed ({result.returncode}): {result.stderr.strip()}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=100, help="containers per runtime")
+    parser.add_argument("--rootless-bin", default=shutil.which("rootless") or
+                        os.path.join(os.path.dirname(sys.executable), "rootless"))
+    parser.add_argument("--user", default=os.environ.get("ROOTLESS_TEST_USER", "rootless-test"))
+    options = parser.parse_args()
+    if os.geteuid() == 0:
+        # Re-run as the unprivileged user: this benchmark is about rootless containers.
+        import pwd
+        user = pwd.getpwnam(options.user)
+        env = {"HOME": user.pw_dir, "PATH": os.environ["PATH"], "XDG_RUNTIME_DIR": f"/run/user/{user.pw_uid}"}
+        argv = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--init-groups",
+                sys.executable, os.path.abspath(__file__), "-n", str(options.n), "--rootless-bin", options.rootless_bin]
+        os.execvpe("setpriv", argv, env)
+    with tempfile.TemporaryDirectory(prefix="rootless-bench-", dir="/var/tmp") as directory:
+        bundle = build_bundle(os.path.join(directory, "bundle"))
+        roots = {name: os.path.join(directory, f"state-{name}") for name in ("rootless", "runc")}
+        commands = {
+            "rootless": lambda i: [options.rootless_bin, "--root", roots["rootless"], "run", f"b{i}"],
+            "runc": lambda i: ["runc", "--root", roots["runc"], "run", f"b{i}"],
+        }
+        for name in commands:  # warm caches, and fail early if either cannot run the bundle
+            time_one(commands[name](-1), bundle)
+        samples: dict[str, list[float]] = {name: [] for name in commands}
+        for i in range(options.n):
+            for name in (("rootless", "runc") if i % 2 == 0 else ("runc", "rootless")):
+                samples[name].append(time_one(commands[name](i), bundle))
+    medians = {name: statistics.median(values) * 1000 for name, values in samples.items()}
+    for name, value in medians.items():
+        spread = statistics.quantiles([v * 1000 for v in samples[name]], n=10)
+        print(f"{name:9} median {value:6.1f} ms   p10 {spread[0]:6.1f} ms   p90 {spread[-1]:6.1f} ms   (n={options.n})")
+    print(f"ratio rootless/runc: {medians['rootless'] / medians['runc']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
