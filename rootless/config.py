@@ -1,7 +1,7 @@
 """Loading a bundle: find config.json and the rootfs, parse, validate against the OCI schema,
 then check what the schema cannot express. Pure apart from reading the files."""
 
-import json
+from rootless import jsonlite as json
 import os
 
 from rootless.errors import ConfigError

@@ -11,6 +11,7 @@ import os
 import struct
 import termios
 
+from netns import loopback
 from rootless import process, rootfs
 from rootless import syscalls as sc
 from rootless.errors import RootlessError, SyscallError
@@ -49,6 +50,11 @@ def _setup(channel, job) -> None:
             if err.errno not in (errno.ENOSYS, errno.EPERM, errno.EACCES, errno.EDQUOT):
                 raise
 
+    if "network" in job.ns_plan.new_types:
+        try:
+            loopback.bring_up()
+        except OSError as err:
+            raise RootlessError(f"bring up lo in the container's network namespace: {err.strerror}") from None
     if "oomScoreAdj" in proc:
         process.set_oom_score_adj(proc["oomScoreAdj"])
     # 1. The rootfs: propagation cut from the host, the mounts, /dev, then the root switch.

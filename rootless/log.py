@@ -5,7 +5,7 @@ JSON object per message ({"level","msg","time"}); podman shows that message when
 exactly one line and falls back to stderr otherwise.
 """
 
-import json
+from rootless import jsonlite as json
 import os
 import sys
 import time

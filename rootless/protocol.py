@@ -22,7 +22,7 @@ so a killed `create` leaves no process behind. End of file on to_parent before "
 a child died without a word.
 """
 
-import json
+from rootless import jsonlite as json
 import os
 
 from rootless.errors import RootlessError

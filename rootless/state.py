@@ -8,9 +8,8 @@
 """
 
 import fcntl
-import json
+from rootless import jsonlite as json
 import os
-import re
 import time
 
 from rootless import procfs
@@ -18,13 +17,13 @@ from rootless.errors import ContainerNotFound, RootlessError
 
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
-_ID_RE = re.compile(r"[\w+.-]+", re.ASCII)
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+.-")
 _MAX_ID = 1024
 
 
 def validate_id(container_id: str) -> None:
     if not container_id or len(container_id) > _MAX_ID or container_id in (".", "..") \
-            or not _ID_RE.fullmatch(container_id):
+            or not _ID_CHARS.issuperset(container_id):
         raise RootlessError(f"invalid container id {container_id!r}: use letters, digits, '_', '+', '-' and '.'")
 
 
@@ -85,7 +84,7 @@ class ContainerDir:
     def load(self) -> dict:
         try:
             with open(os.path.join(self.path, STATE_FILE)) as f:
-                return json.load(f)
+                return json.loads(f.read())
         except FileNotFoundError:
             raise ContainerNotFound(self.id) from None
         except ValueError as err:
@@ -95,7 +94,7 @@ class ContainerDir:
         final = os.path.join(self.path, STATE_FILE)
         temporary = final + ".tmp"
         with open(temporary, "w") as f:
-            json.dump(state, f)
+            f.write(json.dumps(state))
         os.rename(temporary, final)
 
     def remove(self) -> None:

@@ -1,4 +1,4 @@
-import json
+from rootless import jsonlite as json
 
 from rootless import state
 from rootless.errors import UsageError
