@@ -1,0 +1,30 @@
+"""The import graph is part of the design: the lifecycle verbs and the container init load
+neither typer, pyroute2 nor a D-Bus client, because podman runs the runtime several times per
+container. Checked in a fresh interpreter, as a real call would start."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ("typer", "click", "pyroute2", "dbus", "jeepney", "dbus_next", "asyncio", "pyseccomp", "seccomp",
+         "subprocess", "jsonschema", "dataclasses")
+LIFECYCLE = ("create", "start", "run", "state", "kill", "delete", "list")
+
+
+@pytest.mark.parametrize("verb", LIFECYCLE)
+def test_lifecycle_path_stays_light(verb: str) -> None:
+    code = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "import rootless.cli\n"
+        f"import rootless.commands.{verb}\n"
+        "import rootless.launcher, rootless.nsstage, rootless.init, idmap.apply, idmap.plan, idmap.subid\n"
+        "import rootless.schema\n"
+        f"heavy = [m for m in sys.modules if m.split('.')[0] in {HEAVY!r}]\n"
+        "print(','.join(sorted(heavy)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "", f"{verb} imports {result.stdout.strip()}"
