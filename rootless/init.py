@@ -12,7 +12,7 @@ import struct
 import termios
 
 from netns import loopback
-from rootless import process, rootfs
+from rootless import process, rootfs, seccomp
 from rootless import syscalls as sc
 from rootless.errors import RootlessError, SyscallError
 
@@ -82,7 +82,12 @@ def _setup(channel, job) -> None:
     process.apply_rlimits(proc.get("rlimits", []))
     if not os.path.isdir(cwd):
         os.makedirs(cwd, 0o755, exist_ok=True)
-    # 5. The user and its capabilities: the bounding set shrinks while we may (CAP_SETPCAP),
+    # 5. seccomp without noNewPrivileges must load while we still hold CAP_SYS_ADMIN in the
+    #    user namespace; the calls that follow then run under the filter too (runc's order).
+    no_new_privs = bool(proc.get("noNewPrivileges"))
+    if job.seccomp_filter is not None and not no_new_privs:
+        seccomp.load(job.seccomp_filter)
+    # 6. The user and its capabilities: the bounding set shrinks while we may (CAP_SETPCAP),
     #    keepcaps carries the permitted set over the uid change.
     caps = proc.get("capabilities")
     if caps is not None:
@@ -96,14 +101,18 @@ def _setup(channel, job) -> None:
         raise RootlessError(f"chdir to cwd {cwd!r} set in config.json: {err.strerror}") from None
     env = process.build_env(proc, job.listen_fds)
     executable = process.find_executable(proc["args"][0], env, cwd)
-    if proc.get("noNewPrivileges"):
+    if no_new_privs:
         sc.set_no_new_privs()
-    # 6. Ready: the parent records the container, then we wait for `start` on exec.fifo.
+        # With no_new_privs the filter needs no privilege: load it last, as close to the
+        # container's program as errors can still reach `create`.
+        if job.seccomp_filter is not None:
+            seccomp.load(job.seccomp_filter)
+    # 7. Ready: the parent records the container, then we wait for `start` on exec.fifo.
     channel.send("ready", warnings=warnings)
     channel.expect("ack")
     channel.close()
     _wait_for_start(job.state_dir_fd)
-    # 7. Only stdio, preserved fds and socket-activation fds reach the process.
+    # 8. Only stdio, preserved fds and socket-activation fds reach the process.
     keep = 3 + job.preserve_fds + job.listen_fds
     for fd in range(keep):
         try:

@@ -76,6 +76,14 @@ def prepare(ctx, request: Request) -> InitJob:
     idmaps = _plan_idmaps(config["linux"], privileged) if ns_plan.new_user else None
     mount_plan = mounts.plan_rootfs(config, bundle.path)
     terminal = bool(config["process"].get("terminal"))
+    seccomp_filter = None
+    if "seccomp" in config["linux"]:
+        # Compiled here, before anything exists: errors come first, and libseccomp's loader
+        # (ctypes.util runs ldconfig) stays out of the container. The filter survives the fork.
+        from rootless import seccomp
+        seccomp_filter, seccomp_warnings = seccomp.compile(config["linux"]["seccomp"])
+        for warning in seccomp_warnings:
+            ctx.trace(warning)
     if request.console_socket and not terminal:
         raise RootlessError("--console-socket needs process.terminal: true in config.json")
     if any(config["linux"].get("resources", {}).values()):
@@ -94,7 +102,7 @@ def prepare(ctx, request: Request) -> InitJob:
         # mknod works for real root only; in any user namespace /dev nodes are bind mounts.
         may_mknod=privileged and paths.in_initial_userns() and not ns_plan.new_user,
         rootless=not privileged or not paths.in_initial_userns(),
-        console_fd=None, state_dir_fd=None)
+        seccomp_filter=seccomp_filter, console_fd=None, state_dir_fd=None)
 
 
 def _connect_console(path: str) -> int:

@@ -5,11 +5,11 @@ import json
 
 import prctl
 
-from rootless import OCI_VERSION, __version__, mounts, namespaces
+from rootless import OCI_VERSION, __version__, mounts, namespaces, seccomp
 
 
 def features() -> dict:
-    options = sorted(set(mounts.FLAG_OPTIONS) | set(mounts.PROPAGATION))
+    options = sorted(set(mounts.FLAG_OPTIONS) | set(mounts.PROPAGATION) | set(mounts.RECURSIVE_OPTIONS))
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
@@ -20,7 +20,10 @@ def features() -> dict:
             "capabilities": sorted("CAP_" + name.upper() for name in prctl.ALL_CAP_NAMES
                                    if not name.startswith("unknown")),
             "cgroup": {"v1": False, "v2": False, "systemd": False, "systemdUser": False, "rdma": False},
-            "seccomp": {"enabled": False},
+            "seccomp": {"enabled": True, "actions": sorted(seccomp.ACTIONS), "operators": sorted(seccomp.OPERATORS),
+                        "archs": sorted(seccomp.ARCHITECTURES), "knownFlags": sorted(seccomp.FLAGS),
+                        # Debian 12's libseccomp (2.5.4) predates WAIT_KILLABLE_RECV.
+                        "supportedFlags": sorted(f for f in seccomp.FLAGS if not f.endswith("WAIT_KILLABLE_RECV"))},
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
