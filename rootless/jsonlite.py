@@ -43,6 +43,11 @@ def loads(text: str | bytes):
         value, end = _scan(text, start)
     except StopIteration as stop:
         raise _error("Expecting value", text, stop.value) from None
+    except SystemError:
+        # The scanner reports syntax errors through json.decoder, and only if that module is
+        # loaded already: parse again with the json package for its JSONDecodeError.
+        import json
+        return json.loads(text)
     rest = len(text) - len(text.rstrip(_WHITESPACE))
     if end != len(text) - rest:
         raise _error("Extra data", text, end)

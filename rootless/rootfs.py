@@ -36,26 +36,40 @@ class Rootfs:
     def resolve(self, path: str, flags: int = os.O_PATH) -> int:
         return sc.openat2(self.fd, path, flags, _RESOLVE, shown=self.path + path)
 
-    def make_dirs(self, path: str) -> int:
-        """O_PATH fd of directory `path` inside the rootfs, creating missing components."""
+    def make_dirs(self, path: str, _depth: int = 0) -> int:
+        """O_PATH fd of directory `path` inside the rootfs, creating missing components. A
+        dangling symlink on the way is followed inside the rootfs, as the kernel resolves it
+        there, and its target is created (runc's securejoin does the same)."""
+        if _depth > 40:  # the kernel's MAXSYMLINKS
+            raise SyscallError("mkdir", errno.ELOOP, self.path + path)
         current = self.resolve("/", os.O_PATH | os.O_DIRECTORY)
         walked = ""
-        for part in (p for p in path.split("/") if p):
-            walked += "/" + part
-            try:
-                following = self.resolve(walked, os.O_PATH | os.O_DIRECTORY)
-            except SyscallError as err:
-                if err.errno != errno.ENOENT:
-                    os.close(current)
-                    raise
+        try:
+            for part in (p for p in path.split("/") if p):
+                parent, walked = walked, walked + "/" + part
                 try:
-                    os.mkdir(part, 0o755, dir_fd=current)
-                except FileExistsError:
-                    pass  # made meanwhile, or a dangling symlink: resolving again says which
-                following = self.resolve(walked, os.O_PATH | os.O_DIRECTORY)
+                    following = self.resolve(walked, os.O_PATH | os.O_DIRECTORY)
+                except SyscallError as err:
+                    if err.errno != errno.ENOENT:
+                        raise
+                    try:
+                        os.mkdir(part, 0o755, dir_fd=current)
+                    except FileExistsError:
+                        self._make_link_target(current, part, parent, _depth)
+                    following = self.resolve(walked, os.O_PATH | os.O_DIRECTORY)
+                os.close(current)
+                current = following
+        except BaseException:
             os.close(current)
-            current = following
+            raise
         return current
+
+    def _make_link_target(self, parent_fd: int, name: str, parent: str, depth: int) -> None:
+        try:
+            target = os.readlink(name, dir_fd=parent_fd)
+        except OSError:
+            return  # made meanwhile by someone else: resolving again will tell
+        os.close(self.make_dirs(target if target.startswith("/") else f"{parent}/{target}", depth + 1))
 
     def make_target(self, path: str, directory: bool) -> int:
         """O_PATH fd of a mount target: a directory, or a file for mounts of files."""

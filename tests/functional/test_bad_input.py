@@ -48,7 +48,8 @@ def test_malformed_json(runtime: Runtime) -> None:
 
 
 def test_schema_violation(runtime: Runtime) -> None:
-    config = make_config(["true"], rootless=runtime.rootless, process={"user": {"uid": "zero"}})
+    config = make_config(["true"], rootless=runtime.rootless, process={"user": {"uid": "zero"}},
+                         root={"path": str(runtime.rootfs)})
     create_fails(runtime, write_config(runtime, json.dumps(config)), "process.user.uid")
 
 

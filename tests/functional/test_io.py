@@ -2,8 +2,10 @@
 
 import array
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -11,17 +13,24 @@ from pathlib import Path
 from helpers.runtime import Runtime
 
 
+def run_with_fds(runtime: Runtime, fds: dict[int, int], args: list[str], prelude: str = "") -> subprocess.CompletedProcess:
+    """Run the runtime with `fds` (target number -> our fd) placed by a bash wrapper: the test
+    process must not dup2 onto low numbers, which pytest's own capture uses."""
+    moves = " ".join(f"{target}>&{source}" for target, source in fds.items())
+    wrapper = ["bash", "-c", f'{prelude}exec {moves}; exec "$@"', "bash", *runtime.command(*args)]
+    return subprocess.run(wrapper, pass_fds=tuple(fds.values()), capture_output=True, text=True, timeout=60,
+                          cwd=runtime.work_dir, env=runtime._env(None), stdin=subprocess.DEVNULL)
+
+
 def test_only_stdio_and_preserved_fds_reach_the_process(runtime: Runtime) -> None:
     read_end, write_end = os.pipe()
     leaked_r, leaked_w = os.pipe()
-    os.dup2(write_end, 3)
-    os.dup2(leaked_w, 4)
+    bundle = runtime.bundle(["sh", "-c", "echo through-fd3 >&3; ls /proc/self/fd | sort -n | tr '\\n' ' '"])
+    container_id = runtime.new_id()
     try:
-        bundle = runtime.bundle(["sh", "-c", "echo through-fd3 >&3; ls /proc/self/fd | sort -n | tr '\\n' ' '"])
-        result = runtime.run("run", "--preserve-fds", "1", "--bundle", bundle, runtime.new_id(), pass_fds=(3, 4))
+        result = run_with_fds(runtime, {3: write_end, 4: leaked_w},
+                              ["run", "--preserve-fds", "1", "--bundle", str(bundle), container_id])
     finally:
-        os.close(3)
-        os.close(4)
         os.close(write_end)
         os.close(leaked_w)
     assert result.returncode == 0, result.stderr
@@ -30,22 +39,19 @@ def test_only_stdio_and_preserved_fds_reach_the_process(runtime: Runtime) -> Non
     assert result.stdout.split() == ["0", "1", "2", "3", "4"]
     os.close(read_end)
     os.close(leaked_r)
+    runtime.assert_no_leaks(container_id, bundle=bundle)
 
 
 def test_listen_fds_are_passed_with_listen_pid_one(runtime: Runtime) -> None:
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
     listener.listen()
-    os.dup2(listener.fileno(), 3)
+    bundle = runtime.bundle(["sh", "-c", "echo $LISTEN_FDS $LISTEN_PID; readlink /proc/self/fd/3"])
     try:
-        bundle = runtime.bundle(["sh", "-c", "echo $LISTEN_FDS $LISTEN_PID; readlink /proc/self/fd/3"])
-        argv = runtime.command("run", "--bundle", bundle, runtime.new_id())
         # LISTEN_PID names the runtime's own PID, which `exec` keeps.
-        wrapped = ["sh", "-c", 'export LISTEN_FDS=1 LISTEN_PID=$$; exec "$@"', "sh", *argv]
-        result = subprocess.run(wrapped, pass_fds=(3,), capture_output=True, text=True, timeout=60,
-                                cwd=runtime.work_dir, env=runtime._env(None))
+        result = run_with_fds(runtime, {3: listener.fileno()}, ["run", "--bundle", str(bundle), runtime.new_id()],
+                              prelude="export LISTEN_FDS=1 LISTEN_PID=$$; ")
     finally:
-        os.close(3)
         listener.close()
     assert result.returncode == 0, result.stderr
     first, link = result.stdout.splitlines()
@@ -90,7 +96,10 @@ class ConsoleReceiver:
 
 
 def test_console_socket_receives_the_pty_master(runtime: Runtime) -> None:
-    path = runtime.work_dir / "console.sock"
+    # sun_path holds 108 bytes: a short folder of the test user's own.
+    folder = Path(tempfile.mkdtemp(prefix="console-", dir="/tmp"))
+    os.chown(folder, runtime.user.uid, runtime.user.gid)
+    path = folder / "sock"
     receiver = ConsoleReceiver(path, (runtime.user.uid, runtime.user.gid))
     bundle = runtime.bundle(["sh", "-c", "read line; echo got:$line; tty; [ -t 0 ] && echo stdin-is-tty"],
                             terminal=True)
@@ -107,6 +116,7 @@ def test_console_socket_receives_the_pty_master(runtime: Runtime) -> None:
         time.sleep(0.05)
     runtime.run("delete", container_id, check=True)
     runtime.assert_no_leaks(container_id, bundle=bundle)
+    shutil.rmtree(folder)
 
 
 def test_terminal_without_console_socket_is_refused_for_create(runtime: Runtime) -> None:

@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -152,10 +153,17 @@ def test_list_quiet_and_delete_force_of_unknown(runtime: Runtime) -> None:
 def test_concurrent_creates_of_one_id(runtime: Runtime) -> None:
     bundle = runtime.bundle(["sleep", "600"])
     container_id = runtime.new_id()
-    procs = [runtime.popen("create", "--bundle", bundle, container_id, stdout=subprocess.DEVNULL) for _ in range(4)]
-    results = [(p.wait(timeout=30), p.stderr.read()) for p in procs]
-    assert sorted(code for code, _ in results) == [0, 1, 1, 1]
-    assert all("already exists" in err for code, err in results if code)
+    # Output through files: the created init keeps its stdio, so a pipe would never close.
+    logs = [tempfile.TemporaryFile() for _ in range(4)]
+    procs = [runtime.popen("create", "--bundle", bundle, container_id, stdout=subprocess.DEVNULL, stderr=log)
+             for log in logs]
+    codes = [p.wait(timeout=30) for p in procs]
+    errors = []
+    for log in logs:
+        log.seek(0)
+        errors.append(log.read().decode())
+    assert sorted(codes) == [0, 1, 1, 1], errors
+    assert all("already exists" in err for code, err in zip(codes, errors) if code)
     runtime.run("delete", "-f", container_id, check=True)
     runtime.assert_no_leaks(container_id, bundle=bundle)
 

@@ -117,9 +117,13 @@ class Runtime:
         """Poll `state` until the status is `status`; returns the last state either way."""
         deadline = time.monotonic() + timeout
         while True:
-            state = self.state(container_id)
-            if state["status"] == status or time.monotonic() > deadline:
-                return state
+            result = self.run("state", container_id)
+            if result.returncode == 0:  # a background `run` may not have created it yet
+                state = json.loads(result.stdout)
+                if state["status"] == status:
+                    return state
+            if time.monotonic() > deadline:
+                return self.state(container_id)
             time.sleep(0.02)
 
     def state_dir(self, container_id: str) -> Path:

@@ -90,3 +90,27 @@ def test_bad_ids(bad):
 def test_good_ids():
     for good in ("a", "A-b_c.d+e", "0" * 64):
         state.validate_id(good)
+
+
+def test_jsonlite_matches_json_in_a_fresh_interpreter():
+    """_json's scanner reports errors through json.decoder only if that is loaded: check the
+    error path where nothing imported json first."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    code = ("import sys; sys.path.insert(0, %r)\n"
+            "from rootless import jsonlite\n"
+            "assert 'json' not in sys.modules\n"
+            "assert jsonlite.loads(' {\"a\": [1, 2.5, true, null, \"\\\\u00e9\"]} ') == {'a': [1, 2.5, True, None, 'é']}\n"
+            "for bad in ('{', '[1,]', '{\"a\": 1} x', '', 'nul'):\n"
+            "    try:\n"
+            "        jsonlite.loads(bad)\n"
+            "    except ValueError as err:\n"
+            "        assert 'line 1' in str(err), err\n"
+            "    else:\n"
+            "        raise AssertionError(bad)\n"
+            "print(jsonlite.dumps({'k': ['v', 1, {'x': None}]}, indent=2))\n") % str(Path(__file__).resolve().parents[2])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    import json
+    assert json.loads(out.stdout) == {"k": ["v", 1, {"x": None}]}
