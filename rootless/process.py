@@ -113,8 +113,13 @@ def set_capabilities(caps: dict, warn) -> None:
     sets = [set(capability_numbers(caps.get(field, []), field, warn)) for field in ("effective", "permitted", "inheritable")]
     _prctl.set_caps(*[sorted(s) for s in sets], *[sorted(every - s) for s in sets])
     sc.ambient_clear()
-    for number in capability_numbers(caps.get("ambient", []), "ambient", warn):
-        sc.ambient_raise(number)
+    for name in caps.get("ambient", []):
+        try:
+            for number in capability_numbers([name], "ambient", warn):
+                sc.ambient_raise(number)
+        except RootlessError as err:
+            # runc only warns: `runc spec` lists ambient capabilities without inheritable ones.
+            warn(f"process.capabilities.ambient: cannot raise {name} (it must be permitted and inheritable): {err}")
 
 
 def switch_user(user: dict, keep_caps: bool) -> None:

@@ -30,7 +30,11 @@ class Podman:
         conf.write_text('[engine]\nruntime_supports_json = ["crun", "runc", "kata", "runsc", "rootless"]\n'
                         'events_logger = "file"\n[containers]\nlog_driver = "k8s-file"\n')
         self.env = clean_env(user, {"CONTAINERS_CONF": str(conf)})
-        self.base = ["podman", "--root", str(home / "storage"), "--runroot", str(home / "run"),
+        # podman refuses a runroot longer than 50 characters: one under the user's runtime dir.
+        self.runroot = Path(user.runtime_dir) / f"rootless-podman-{os.getpid()}"
+        self.runroot.mkdir(mode=0o700, exist_ok=True)
+        os.chown(self.runroot, user.uid, user.gid)
+        self.base = ["podman", "--root", str(home / "storage"), "--runroot", str(self.runroot),
                      "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--runtime", runtime_bin]
         chown_tree(home, user)
 
@@ -51,7 +55,8 @@ def podman(rootless_bin: str, test_user: User, busybox_rootfs_tar: Path, scratch
     client("import", str(home / "rootfs.tar"), IMAGE, check=True)
     yield client
     client("rm", "--all", "--force", timeout=120)
-    subprocess.run(command_as(test_user, ["podman", "unshare", "rm", "-rf", str(home / "storage")]),
+    subprocess.run(command_as(test_user, ["podman", "unshare", "rm", "-rf", str(home / "storage"),
+                                          str(client.runroot)]),
                    env=client.env, capture_output=True, cwd=home)
 
 
