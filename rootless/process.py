@@ -12,6 +12,7 @@ import stat
 import _prctl
 import prctl
 
+from rootless import procfs
 from rootless import syscalls as sc
 from rootless.errors import RootlessError
 
@@ -66,11 +67,7 @@ def apply_rlimits(rlimits: list[dict]) -> None:
 
 def _write_proc(path: str, value: str, what: str) -> None:
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, value.encode())
-        finally:
-            os.close(fd)
+        procfs.write_once(path, value)
     except OSError as err:
         raise RootlessError(f"{what}: write {path}: {err.strerror}") from None
 

@@ -5,6 +5,16 @@ import os
 from rootless import paths
 
 
+def write_once(path: str, text: str) -> None:
+    """One write(2) to a /proc file: the kernel takes ID maps, sysctls and the like only whole,
+    in a single write. Raises OSError."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
 def stat_fields(pid: int, proc: str = paths.PROC) -> list[str] | None:
     """Fields of /proc/PID/stat after the command name (field 3, the state, is index 0)."""
     try:

@@ -158,20 +158,33 @@ def direct_plan(deny=True):
     return IdMapPlan((IdMapping(0, 1000, 1),), (IdMapping(0, 1000, 1), IdMapping(1, 5, 2)), "direct", deny, ())
 
 
+def fake_proc(tmp_path, pid, names=("setgroups", "uid_map", "gid_map")):
+    """The files the kernel makes for a process: the runtime writes them, never creates them."""
+    (tmp_path / str(pid)).mkdir()
+    for name in names:
+        (tmp_path / str(pid) / name).write_text("")
+
+
 def test_direct_writes_setgroups_then_maps(tmp_path):
-    (tmp_path / "42").mkdir()
+    fake_proc(tmp_path, 42)
     apply_idmap_plan(direct_plan(), 42, proc=str(tmp_path))
     assert (tmp_path / "42/setgroups").read_text() == "deny"
     assert (tmp_path / "42/uid_map").read_text() == "0 1000 1\n"
     assert (tmp_path / "42/gid_map").read_text() == "0 1000 1\n1 5 2\n"
 
 
+def test_direct_without_setgroups_file(tmp_path):
+    fake_proc(tmp_path, 42, ("uid_map", "gid_map"))  # kernels before 3.19
+    apply_idmap_plan(direct_plan(), 42, proc=str(tmp_path))
+    assert (tmp_path / "42/uid_map").read_text() == "0 1000 1\n"
+
+
 def test_direct_errors_name_the_file(tmp_path):
-    with pytest.raises(IdMapError, match=r"write `.*/42/uid_map`: No such file or directory"):
+    with pytest.raises(IdMapError, match=r"^write `.*/42/uid_map`: No such file or directory$"):
         apply_idmap_plan(direct_plan(deny=False), 42, proc=str(tmp_path))
-    (tmp_path / "42").mkdir()
+    fake_proc(tmp_path, 42, ("uid_map",))
     (tmp_path / "42/gid_map").mkdir()
-    with pytest.raises(IdMapError, match=r"write `.*/42/gid_map`: Is a directory"):
+    with pytest.raises(IdMapError, match=r"^write `.*/42/gid_map`: Is a directory$"):
         apply_idmap_plan(direct_plan(deny=False), 42, proc=str(tmp_path))
 
 
@@ -206,13 +219,16 @@ def test_helper_failure_is_one_line_with_its_stderr(tmp_path):
 
 
 def test_both_helpers_fail_and_are_reaped(tmp_path):
-    uid = fake_helper(tmp_path, "newuidmap", "exit 3")
-    gid = fake_helper(tmp_path, "newgidmap", "kill -9 $$")
+    uid = fake_helper(tmp_path, "newuidmap", f"echo $$ >> {tmp_path}/pids; exit 3")
+    gid = fake_helper(tmp_path, "newgidmap", f"echo $$ >> {tmp_path}/pids; kill -9 $$")
     with pytest.raises(IdMapError) as info:
         apply_idmap_plan(helper_plan(), 7, newuidmap=uid, newgidmap=gid)
     assert str(info.value) == f"{uid} 7 0 1000 1 1 100000 65536: exit status 3; {gid} 7 0 1000 1: killed by signal 9"
-    with pytest.raises(ChildProcessError):
-        os.waitpid(-1, os.WNOHANG)
+    pids = [int(pid) for pid in (tmp_path / "pids").read_text().split()]
+    assert len(pids) == 2
+    for pid in pids:
+        with pytest.raises(ChildProcessError):  # already reaped
+            os.waitpid(pid, os.WNOHANG)
 
 
 def test_missing_helper(tmp_path):
