@@ -6,6 +6,7 @@
   busybox_rootfs_tar the same as a tarball (podman import)
   runtime            the runtime as the test user ("rootless") and as root ("root"); see
                      helpers.runtime.Runtime for run/popen/bundle/state/assert_no_leaks
+  rootless_runtime   the same, as the test user only (what concerns unprivileged callers)
 """
 
 import os
@@ -96,10 +97,8 @@ def _state_root(user: User, work_dir: Path) -> Path:
     return path
 
 
-@pytest.fixture(params=MODES, ids=MODES)
-def runtime(request: pytest.FixtureRequest, test_user: User, busybox_rootfs: Path,
-            scratch_root: Path) -> Iterator[Runtime]:
-    mode: str = request.param
+def _runtime(mode: str, request: pytest.FixtureRequest, test_user: User, busybox_rootfs: Path,
+             scratch_root: Path) -> Iterator[Runtime]:
     if mode == "root" and os.geteuid() != 0:
         pytest.skip("needs root: run tests/run as root to test root containers")
     user = test_user if mode == "rootless" else root_user()
@@ -112,3 +111,16 @@ def runtime(request: pytest.FixtureRequest, test_user: User, busybox_rootfs: Pat
     problems = rt.cleanup()
     if problems:
         warnings.warn(f"teardown of {request.node.nodeid}:\n  " + "\n  ".join(problems))
+
+
+@pytest.fixture(params=MODES, ids=MODES)
+def runtime(request: pytest.FixtureRequest, test_user: User, busybox_rootfs: Path,
+            scratch_root: Path) -> Iterator[Runtime]:
+    yield from _runtime(request.param, request, test_user, busybox_rootfs, scratch_root)
+
+
+@pytest.fixture
+def rootless_runtime(request: pytest.FixtureRequest, test_user: User, busybox_rootfs: Path,
+                     scratch_root: Path) -> Iterator[Runtime]:
+    """The runtime as the unprivileged test user only, for what concerns unprivileged callers."""
+    yield from _runtime("rootless", request, test_user, busybox_rootfs, scratch_root)

@@ -120,18 +120,16 @@ def test_json_log_gets_exactly_one_line(runtime: Runtime) -> None:
     runtime.assert_no_leaks(container_id, bundle=bundle)
 
 
-def test_mapping_outside_the_subordinate_range(runtime: Runtime) -> None:
-    if not runtime.rootless:
-        pytest.skip("root may map any IDs")
+def test_mapping_outside_the_subordinate_range(rootless_runtime: Runtime) -> None:
+    runtime = rootless_runtime
     maps = {"uidMappings": [{"containerID": 0, "hostID": runtime.user.uid, "size": 1},
                             {"containerID": 1, "hostID": 10, "size": 100}],
             "gidMappings": [{"containerID": 0, "hostID": runtime.user.gid, "size": 1}]}
     create_fails(runtime, runtime.bundle(["true"], linux=maps), "uidMappings", "usermod --add-subuids")
 
 
-def test_process_user_not_mapped(runtime: Runtime) -> None:
-    if not runtime.rootless:
-        pytest.skip("root's container maps every ID")
+def test_process_user_not_mapped(rootless_runtime: Runtime) -> None:
+    runtime = rootless_runtime
     maps = {"uidMappings": [{"containerID": 0, "hostID": runtime.user.uid, "size": 1}],
             "gidMappings": [{"containerID": 0, "hostID": runtime.user.gid, "size": 1}]}
     create_fails(runtime, runtime.bundle(["true"], linux=maps, process={"user": {"uid": 5000, "gid": 0}}),

@@ -174,3 +174,36 @@ def test_symlinked_mount_destination_stays_inside(runtime: Runtime) -> None:
     assert result.returncode == 0, result.stderr
     assert list(outside.iterdir()) == []
     assert (rootfs / str(outside).lstrip("/")).is_dir()  # created inside the rootfs instead
+
+
+def test_explicit_maps_without_the_caller_reach_start(runtime: Runtime) -> None:
+    """uidMappings from config.json, none of them the caller: the container's root is a
+    subordinate ID, which must still reach exec.fifo (rootless), or any range (root)."""
+    sub_uid = subordinate_range(runtime.user, "/etc/subuid") if runtime.rootless else range(200000, 265536)
+    sub_gid = subordinate_range(runtime.user, "/etc/subgid") if runtime.rootless else range(200000, 265536)
+    maps = {"uidMappings": [{"containerID": 0, "hostID": sub_uid.start, "size": 65536}],
+            "gidMappings": [{"containerID": 0, "hostID": sub_gid.start, "size": 65536}],
+            "namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount", "network", "user")]}
+    bundle = runtime.bundle(["sh", "-c", "cat /proc/self/uid_map; id -u; ls -n /bin/sh | awk '{print $3}'"],
+                            linux=maps)
+    container_id = runtime.new_id()
+    runtime.run("create", "--bundle", bundle, container_id, check=True)
+    init = runtime.state(container_id)["pid"]
+    assert Path(f"/proc/{init}/status").read_text().split("Uid:")[1].split()[0] == str(sub_uid.start)
+    runtime.run("start", container_id, check=True)
+    runtime.wait_for_status(container_id, "stopped")
+    runtime.run("delete", container_id, check=True)
+    runtime.assert_no_leaks(container_id, bundle=bundle, pids=(init,))
+
+
+def test_explicit_maps_output(runtime: Runtime) -> None:
+    sub_uid = subordinate_range(runtime.user, "/etc/subuid") if runtime.rootless else range(200000, 265536)
+    sub_gid = subordinate_range(runtime.user, "/etc/subgid") if runtime.rootless else range(200000, 265536)
+    maps = {"uidMappings": [{"containerID": 0, "hostID": sub_uid.start, "size": 1000}],
+            "gidMappings": [{"containerID": 0, "hostID": sub_gid.start, "size": 1000}],
+            "namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount", "network", "user")]}
+    out = run_in_container(runtime, "cat /proc/self/uid_map; id -u; stat -c %u /bin/busybox", linux=maps)
+    uid_map, uid, owner = out.splitlines()
+    assert uid_map.split() == ["0", str(sub_uid.start), "1000"]
+    assert uid == "0"
+    assert owner == "65534"  # the rootfs belongs to the test user, who is not mapped here
