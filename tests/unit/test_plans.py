@@ -114,3 +114,18 @@ def test_jsonlite_matches_json_in_a_fresh_interpreter():
     assert out.returncode == 0, out.stderr
     import json
     assert json.loads(out.stdout) == {"k": ["v", 1, {"x": None}]}
+
+
+def test_a_reused_pid_is_not_the_container(tmp_path):
+    """The init is identified by PID and start time: the same PID with another start time
+    (a new process after a reboot or PID wrap) is not the container."""
+    import os
+    from rootless import procfs
+    cdir = state.ContainerDir(str(tmp_path), "c1")
+    cdir.make()
+    me = {"pid": os.getpid(), "pid_start": procfs.start_time(os.getpid())}
+    assert state.status(cdir, me) == "running"
+    cdir.make_fifo()
+    assert state.status(cdir, me) == "created"
+    assert state.status(cdir, dict(me, pid_start=me["pid_start"] + 1)) == "stopped"
+    assert state.status(cdir, dict(me, pid=0)) == "stopped"
