@@ -1,3 +1,3 @@
-from rootless.cli import main
+from rootless.cli import main_and_exit
 
-raise SystemExit(main())
+main_and_exit()
