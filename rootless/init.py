@@ -41,7 +41,8 @@ def _setup(channel, job) -> None:
     config = job.config
     proc = config["process"]
     linux = config["linux"]
-    warnings: list[str] = []
+    warnings: list[str] = []  # shown to the user by `create`
+    notes: list[str] = []     # shown under --debug only
 
     if not job.no_new_keyring:
         try:
@@ -94,7 +95,7 @@ def _setup(channel, job) -> None:
         process.drop_bounding_set(caps, warnings.append)
     process.switch_user(proc.get("user", {}), keep_caps=caps is not None)
     if caps is not None:
-        process.set_capabilities(caps, warnings.append)
+        process.set_capabilities(caps, warnings.append, notes.append)
     try:
         os.chdir(cwd)
     except OSError as err:
@@ -108,7 +109,7 @@ def _setup(channel, job) -> None:
         if job.seccomp_filter is not None:
             seccomp.load(job.seccomp_filter)
     # 7. Ready: the parent records the container, then we wait for `start` on exec.fifo.
-    channel.send("ready", warnings=warnings)
+    channel.send("ready", warnings=warnings, notes=notes)
     channel.expect("ack")
     channel.close()
     _wait_for_start(job.state_dir_fd)

@@ -154,10 +154,12 @@ def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | Non
         os.close(job.state_dir_fd)
         if request.console_socket:
             os.close(job.console_fd)
-        warnings = _follow_protocol(parent, job, pids)
+        ready = _follow_protocol(parent, job, pids)
         init_pid = pids["init"]
-        for warning in warnings:
+        for warning in ready.get("warnings", []):
             ctx.warn(warning)
+        for note in ready.get("notes", []):
+            ctx.trace(note)
         record = {
             "ociVersion": job.config.get("ociVersion", ""), "id": request.container_id, "pid": init_pid,
             "pid_start": procfs.start_time(init_pid), "bundle": job.bundle, "rootfs": job.rootfs,
@@ -194,9 +196,10 @@ def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | Non
         raise
 
 
-def _follow_protocol(parent: protocol.Channel, job: InitJob, pids: dict) -> list[str]:
+def _follow_protocol(parent: protocol.Channel, job: InitJob, pids: dict) -> dict:
     """The parent's half of rootless.protocol, up to "ready"; fills pids["init"] with the
-    init's host PID and clears pids["stage"] once that stage is reaped. Returns warnings."""
+    init's host PID and clears pids["stage"] once that stage is reaped. Returns the "ready"
+    message (its warnings and notes)."""
     def reap_stage() -> None:
         _reap(pids["stage"])
         pids["stage"] = None
@@ -218,7 +221,7 @@ def _follow_protocol(parent: protocol.Channel, job: InitJob, pids: dict) -> list
         elif kind == "ready":
             if pids["init"] is None:
                 raise RootlessError("protocol error: ready before the init's PID")
-            return message.get("warnings", [])
+            return message
         elif kind == "error":
             if pids["stage"]:
                 reap_stage()

@@ -104,7 +104,7 @@ def drop_bounding_set(caps: dict, warn) -> None:
     prctl.capbset.limit(*keep)
 
 
-def set_capabilities(caps: dict, warn) -> None:
+def set_capabilities(caps: dict, warn, note) -> None:
     """Permitted, effective and inheritable in one capset, then the ambient set."""
     every = set(prctl.ALL_CAPS)
     sets = [set(capability_numbers(caps.get(field, []), field, warn)) for field in ("effective", "permitted", "inheritable")]
@@ -115,8 +115,9 @@ def set_capabilities(caps: dict, warn) -> None:
             for number in capability_numbers([name], "ambient", warn):
                 sc.ambient_raise(number)
         except RootlessError as err:
-            # runc only warns: `runc spec` lists ambient capabilities without inheritable ones.
-            warn(f"process.capabilities.ambient: cannot raise {name} (it must be permitted and inheritable): {err}")
+            # runc goes on quietly: `runc spec` lists ambient capabilities without inheritable
+            # ones, and the kernel raises only what is both permitted and inheritable.
+            note(f"process.capabilities.ambient: {name} not raised (it must be permitted and inheritable): {err}")
 
 
 def switch_user(user: dict, keep_caps: bool) -> None:

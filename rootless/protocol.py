@@ -12,7 +12,7 @@ The order, for `create`:
   2. nsstage creates the other namespaces, forks the container init and sends
        {"type": "init", "pid": P}       (P as seen from the caller's PID namespace), then exits
   3. init sets up the rootfs and the process, then sends
-       {"type": "ready"}                and waits for
+       {"type": "ready", "warnings": [...], "notes": [...]}   (notes: for --debug) and waits for
        {"type": "ack"}                  (the parent has written state.json and the pid file)
      then blocks opening exec.fifo for writing until `start` opens it for reading.
   Any stage that fails sends {"type": "error", "msg": "..."} and exits.
