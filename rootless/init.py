@@ -7,6 +7,7 @@ files (rootless.PITFALLS).
 
 import errno
 import fcntl
+import _signal as signal  # the C module: `signal` imports enum (about 3 ms)
 import os
 import struct
 import termios
@@ -127,11 +128,23 @@ def _setup(channel, job) -> None:
 
 def _wait_for_start(state_dir_fd: int) -> None:
     """Block until `start` opens exec.fifo for reading. The fd of the state directory was opened
-    on the host before pivot_root, so the fifo stays reachable from inside the container."""
+    on the host before pivot_root, so the fifo stays reachable from inside the container.
+
+    As PID 1 of its namespace the waiting init would ignore every signal it has no handler for:
+    `kill ID TERM` of a created container must end it, as it ends runc's init."""
+    for signum in _ENDING_SIGNALS:
+        signal.signal(signum, _exit_on_signal)
     fd = os.open("exec.fifo", os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_dir_fd)
     os.write(fd, b"0")
     os.close(fd)
     os.close(state_dir_fd)
+
+
+_ENDING_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def _exit_on_signal(signum, _frame) -> None:
+    os._exit(128 + signum)
 
 
 def _setup_terminal(socket, console_fd: int | None, size: dict | None) -> None:

@@ -180,3 +180,37 @@ def test_spec_and_features(runtime: Runtime) -> None:
     features = json.loads(runtime.run("features", check=True).stdout)
     assert validate_features(features) == []
     assert "user" in features["linux"]["namespaces"] and "rbind" in features["mountOptions"]
+
+
+def test_kill_term_ends_a_created_container(runtime: Runtime) -> None:
+    bundle = runtime.bundle(["sleep", "600"])
+    container_id = runtime.new_id()
+    runtime.run("create", "--bundle", bundle, container_id, check=True)
+    pid = runtime.state(container_id)["pid"]
+    runtime.run("kill", container_id, check=True)  # TERM by default
+    assert runtime.wait_for_status(container_id, "stopped")["status"] == "stopped"
+    runtime.run("delete", container_id, check=True)
+    runtime.assert_no_leaks(container_id, bundle=bundle, pids=(pid,))
+
+
+def test_join_namespaces_by_path(runtime: Runtime) -> None:
+    """A second container joins the first one's network namespace by path (as podman passes a
+    netns path; rootless joins the first one's user namespace too, which owns that netns)."""
+    first_bundle = runtime.bundle(["sleep", "600"])
+    first = runtime.new_id()
+    runtime.run("run", "-d", "--bundle", first_bundle, first, check=True)
+    first_pid = runtime.state(first)["pid"]
+    joined = [{"type": "network", "path": f"/proc/{first_pid}/ns/net"}]
+    if runtime.rootless:
+        joined.append({"type": "user", "path": f"/proc/{first_pid}/ns/user"})
+    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")] + joined
+    bundle = runtime.bundle(["sh", "-c", "readlink /proc/self/ns/net; readlink /proc/self/ns/user; id -u"],
+                            linux={"namespaces": namespaces})
+    result = runtime.run("run", "--bundle", bundle, runtime.new_id())
+    assert result.returncode == 0, result.stderr
+    net, user, uid = result.stdout.split()
+    assert net == os.readlink(f"/proc/{first_pid}/ns/net")
+    assert user == os.readlink(f"/proc/{first_pid}/ns/user")
+    assert uid == "0"
+    runtime.run("delete", "-f", first, check=True)
+    runtime.assert_no_leaks(first, bundle=first_bundle, pids=(first_pid,))
