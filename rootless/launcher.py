@@ -43,15 +43,18 @@ def _listen_fds(env) -> int:
     return int(count)
 
 
-def _plan_idmaps(linux: dict, privileged: bool):
+def _user_name(uid: int) -> str | None:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None
+
+
+def _plan_idmaps(linux: dict, privileged: bool, name: str | None):
     from idmap import apply as idmap_apply
     from idmap import plan as idmap_plan
     from idmap import subid
     uid, gid = os.getuid(), os.getgid()
-    try:
-        name = pwd.getpwuid(uid).pw_name
-    except KeyError:
-        name = None
     return idmap_plan.plan_idmaps(
         linux.get("uidMappings"), linux.get("gidMappings"), caller_uid=uid, caller_gid=gid, caller_name=name,
         subuid=subid.read_subid_ranges(name, uid, paths.SUBUID), subgid=subid.read_subid_ranges(name, uid, paths.SUBGID),
@@ -59,21 +62,16 @@ def _plan_idmaps(linux: dict, privileged: bool):
         have_newgidmap=idmap_apply.find_helper("newgidmap") is not None, privileged=privileged)
 
 
-def _owner() -> str:
-    try:
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except KeyError:
-        return str(os.geteuid())
-
-
 def prepare(ctx, request: Request) -> InitJob:
     """Everything decided from the bundle and the caller, before anything is made."""
     bundle = bundle_config.load_bundle(request.bundle, request.config_file)
     config = bundle.config
     privileged = os.geteuid() == 0
-    ns_plan = namespaces.plan_namespaces(config["linux"], privileged=privileged,
-                                         in_initial_userns=paths.in_initial_userns())
-    idmaps = _plan_idmaps(config["linux"], privileged) if ns_plan.new_user else None
+    initial_userns = paths.in_initial_userns()
+    ns_plan = namespaces.plan_namespaces(config["linux"], privileged=privileged, in_initial_userns=initial_userns)
+    caller = _user_name(os.getuid())
+    owner = caller if os.geteuid() == os.getuid() else _user_name(os.geteuid())
+    idmaps = _plan_idmaps(config["linux"], privileged, caller) if ns_plan.new_user else None
     mount_plan = mounts.plan_rootfs(config, bundle.path)
     terminal = bool(config["process"].get("terminal"))
     seccomp_filter = None
@@ -100,9 +98,9 @@ def prepare(ctx, request: Request) -> InitJob:
         no_new_keyring=request.no_new_keyring, preserve_fds=request.preserve_fds,
         listen_fds=_listen_fds(os.environ), terminal=terminal,
         # mknod works for real root only; in any user namespace /dev nodes are bind mounts.
-        may_mknod=privileged and paths.in_initial_userns() and not ns_plan.new_user,
-        rootless=not privileged or not paths.in_initial_userns(),
-        seccomp_filter=seccomp_filter, console_fd=None, state_dir_fd=None)
+        may_mknod=privileged and initial_userns and not ns_plan.new_user,
+        rootless=not privileged or not initial_userns,
+        seccomp_filter=seccomp_filter, owner=owner or str(os.geteuid()), console_fd=None, state_dir_fd=None)
 
 
 def _connect_console(path: str) -> int:
@@ -163,7 +161,7 @@ def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | Non
         record = {
             "ociVersion": job.config.get("ociVersion", ""), "id": request.container_id, "pid": init_pid,
             "pid_start": procfs.start_time(init_pid), "bundle": job.bundle, "rootfs": job.rootfs,
-            "created": state.rfc3339_now(), "owner": _owner(), "annotations": job.config.get("annotations", {}),
+            "created": state.rfc3339_now(), "owner": job.owner, "annotations": job.config.get("annotations", {}),
             "namespaces": {"new": job.ns_plan.new_types + (["user"] if job.ns_plan.new_user else []),
                            "joined": dict(job.ns_plan.join)},
             "cgroup_manager": ctx.effective_cgroup_manager, "rootless": job.rootless,
