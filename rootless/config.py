@@ -85,6 +85,9 @@ def check_semantics(config: dict) -> None:
         seen.add(ns["type"])
     if "mount" not in seen:
         raise ConfigError("config.json: linux.namespaces must include a mount namespace (the rootfs needs one)")
+    for field in ("hostname", "domainname"):
+        if config.get(field) and "uts" not in seen:
+            raise ConfigError(f"config.json: {field} needs a uts namespace in linux.namespaces")
     for path, name in _NOT_YET:
         if _lookup(config, path):
             raise ConfigError(f"config.json: {name} is not supported by this version of rootless")

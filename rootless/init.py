@@ -73,13 +73,11 @@ def _setup(channel, job) -> None:
     #    and read-only paths come last among the mounts: nothing may mount over them later.
     process.apply_sysctls(linux.get("sysctl", {}))
     rootfs.finish(config)
-    if "uts" in job.ns_plan.new_types or any(t == "uts" for t, _ in job.ns_plan.join):
-        if config.get("hostname"):
-            sc.sethostname(config["hostname"])
-        if config.get("domainname"):
-            sc.setdomainname(config["domainname"])
-    elif config.get("hostname"):
-        raise RootlessError("config.json: hostname needs a uts namespace in linux.namespaces")
+    # (config.check_semantics refused a hostname without a uts namespace.)
+    if config.get("hostname"):
+        sc.sethostname(config["hostname"])
+    if config.get("domainname"):
+        sc.setdomainname(config["domainname"])
     # 4. rlimits while still root in the namespace: raising a hard limit needs CAP_SYS_RESOURCE.
     process.apply_rlimits(proc.get("rlimits", []))
     if not os.path.isdir(cwd):

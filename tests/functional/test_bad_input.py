@@ -150,3 +150,9 @@ def test_nothing_left_after_a_failing_create_is_killed(runtime: Runtime) -> None
     # The id may or may not have been recorded: either way delete -f clears it all.
     runtime.run("delete", "-f", container_id, check=True)
     runtime.assert_no_leaks(container_id, bundle=bundle)
+
+
+def test_hostname_without_a_uts_namespace(runtime: Runtime) -> None:
+    namespaces = [{"type": t} for t in ("pid", "ipc", "mount")] + (
+        [{"type": "user"}] if runtime.rootless else [])
+    create_fails(runtime, runtime.bundle(["true"], linux={"namespaces": namespaces}), "hostname", "uts namespace")
