@@ -45,6 +45,13 @@ def _setup(channel, job) -> None:
     warnings: list[str] = []  # shown to the user by `create`
     notes: list[str] = []     # shown under --debug only
 
+    if job.may_mknod:
+        # Real root without a user namespace: until exec, this process runs the host's Python
+        # inside the container's namespaces. Not dumpable, its /proc/PID/exe cannot be opened by
+        # the container (the runc CVE-2019-5736 class: reopening it for writing later would
+        # overwrite the host's interpreter). In a user namespace the host's files are not the
+        # container root's to write, and the caller must keep reading /proc/PID/ns of the init.
+        sc.set_dumpable(False)
     if not job.no_new_keyring:
         try:
             sc.join_new_session_keyring(job.container_id)

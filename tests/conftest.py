@@ -7,6 +7,7 @@
   runtime            the runtime as the test user ("rootless") and as root ("root"); see
                      helpers.runtime.Runtime for run/popen/bundle/state/assert_no_leaks
   rootless_runtime   the same, as the test user only (what concerns unprivileged callers)
+  root_runtime       the same, as root only (what concerns real root without a user namespace)
 """
 
 import os
@@ -124,3 +125,10 @@ def rootless_runtime(request: pytest.FixtureRequest, test_user: User, busybox_ro
                      scratch_root: Path) -> Iterator[Runtime]:
     """The runtime as the unprivileged test user only, for what concerns unprivileged callers."""
     yield from _runtime("rootless", request, test_user, busybox_rootfs, scratch_root)
+
+
+@pytest.fixture
+def root_runtime(request: pytest.FixtureRequest, test_user: User, busybox_rootfs: Path,
+                 scratch_root: Path) -> Iterator[Runtime]:
+    """The runtime as root only, for what concerns real root without a user namespace."""
+    yield from _runtime("root", request, test_user, busybox_rootfs, scratch_root)
