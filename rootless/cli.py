@@ -42,7 +42,7 @@ COMMANDS = {c.name: c for c in (
     a.Command("delete", "Delete a container and its state.", (
         a.Option(("f", "force"), "force", help="kill the container first if it runs"),
     ), ("id",), aliases=("rm",)),
-    a.Command("spec", "Write a config.json template for busybox-like rootfs.", (
+    a.Command("spec", "Write a config.json template (runc's, with `sh` as the process).", (
         _BUNDLE,
         a.Option(("rootless",), "rootless", help="a template for an unprivileged user"),
     )),
@@ -56,8 +56,8 @@ GLOBAL_OPTIONS = (
     a.Option(("log-format",), "log_format", True, "text", help="text or json"),
     a.Option(("log-level",), "log_level", True, help="accepted for crun compatibility"),
     a.Option(("debug",), "debug", help="print what the runtime plans to do on stderr"),
-    a.Option(("systemd-cgroup",), "systemd_cgroup", help="use systemd to manage the cgroup"),
-    a.Option(("cgroup-manager",), "cgroup_manager", True, help="cgroupfs, systemd or disabled"),
+    a.Option(("systemd-cgroup",), "systemd_cgroup", help="recorded in the state; this version manages no cgroups yet"),
+    a.Option(("cgroup-manager",), "cgroup_manager", True, help="cgroupfs, systemd or disabled; recorded, no cgroups are managed yet"),
     a.Option(("rootless",), "rootless", True, "auto", help="true, false or auto"),
     a.Option(("criu",), "criu", True, help="accepted for runc compatibility; unused"),
     a.Option(("v", "version"), "version", help="print the version"),
