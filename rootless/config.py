@@ -45,12 +45,8 @@ def load_bundle(bundle: str | None, config_file: str | None = None) -> Bundle:
 
 # Fields this build does not honour yet: refused by name rather than silently ignored.
 _NOT_YET = (
-    (("hooks",), "hooks"), (("linux", "seccomp", "listenerPath"), "linux.seccomp.listenerPath"),
-    (("linux", "timeOffsets"), "linux.timeOffsets"),
-    (("linux", "personality"), "linux.personality"), (("linux", "intelRdt"), "linux.intelRdt"),
-    (("linux", "netDevices"), "linux.netDevices"), (("process", "apparmorProfile"), "process.apparmorProfile"),
-    (("process", "selinuxLabel"), "process.selinuxLabel"), (("process", "scheduler"), "process.scheduler"),
-    (("process", "ioPriority"), "process.ioPriority"), (("linux", "mountLabel"), "linux.mountLabel"),
+    (("linux", "seccomp", "listenerPath"), "linux.seccomp.listenerPath"),
+    (("linux", "intelRdt"), "linux.intelRdt"), (("linux", "netDevices"), "linux.netDevices"),
 )
 
 
@@ -91,6 +87,11 @@ def check_semantics(config: dict) -> None:
     for path, name in _NOT_YET:
         if _lookup(config, path):
             raise ConfigError(f"config.json: {name} is not supported by this version of rootless")
+    if config.get("hooks"):
+        from rootless import hooks
+        hooks.check(config["hooks"])
     if "seccomp" in config["linux"]:
         from rootless import seccomp
         seccomp.check(config["linux"]["seccomp"])
+    from rootless import procattrs
+    procattrs.check(config)

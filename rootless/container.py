@@ -27,7 +27,9 @@ def signal_number(text: str) -> int:
 
 
 def start(cdir: state.ContainerDir, record: dict) -> None:
-    """Release the init waiting on exec.fifo (see rootless.protocol)."""
+    """Release the init waiting on exec.fifo (see rootless.protocol), then run the poststart
+    hooks. A failing poststart hook is an error and stops the container (runtime.md, lifecycle
+    step 9); `delete` then runs the poststop hooks."""
     current = state.status(cdir, record)
     if current != "created":
         raise RootlessError(f"cannot start container {cdir.id}: it is {current}, not created")
@@ -40,13 +42,38 @@ def start(cdir: state.ContainerDir, record: dict) -> None:
         while not poller.poll(100):
             if not procfs.is_alive(record["pid"], record.get("pid_start")):
                 raise RootlessError(f"cannot start container {cdir.id}: its init exited")
-        if os.read(fd, 1) != b"0":
+        answer = os.read(fd, 4096)  # "0", or "1" and why a startContainer hook failed
+        if answer.startswith(b"1"):
+            raise RootlessError(f"cannot start container {cdir.id}: {answer[1:].decode(errors='replace')}")
+        if answer != b"0":
             raise RootlessError(f"cannot start container {cdir.id}: its init exited")
     finally:
         os.close(fd)
         try:
             os.unlink(cdir.fifo)
         except FileNotFoundError:
+            pass
+    try:
+        _run_hooks(cdir, record, "poststart", "running")
+    except RootlessError as err:
+        _kill_all(record)
+        raise RootlessError(f"cannot start container {cdir.id}: {err.message} (the container was stopped)") from None
+
+
+def _run_hooks(cdir: state.ContainerDir, record: dict, kind: str, status: str, warn=None) -> None:
+    """poststart or poststop, when create saved hooks (rootless.hooks.FILE). Without `warn` the
+    first failure raises; with it each failure is a warning and the rest still run."""
+    if not os.path.exists(os.path.join(cdir.path, "hooks.json")):
+        return
+    from rootless import hooks
+    hooks.run_all(kind, hooks.load(cdir.path), hooks.state_for(record, status, record["pid"]), warn=warn)
+
+
+def _kill_all(record: dict) -> None:
+    for pid in container_pids(record) or [record["pid"]]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
             pass
 
 
@@ -81,17 +108,18 @@ def wait_stopped(record: dict, timeout: float = 10.0) -> bool:
     return True
 
 
-def delete(cdir: state.ContainerDir, record: dict, force: bool) -> None:
+def delete(cdir: state.ContainerDir, record: dict, force: bool, warn=None) -> None:
+    """Stop what runs if asked, run the poststop hooks (failures go to `warn`), remove the state."""
     current = state.status(cdir, record)
     if current == "running" and not force:
         raise RootlessError(f"cannot delete container {cdir.id} that is running: stop it first or use --force")
     if current != "stopped":
         # A created container's init, or --force: everything in it goes.
-        for pid in container_pids(record) or [record["pid"]]:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        _kill_all(record)
         if not wait_stopped(record):
             raise RootlessError(f"container {cdir.id}: its init (pid {record['pid']}) did not die after SIGKILL")
+    if record.get("network"):
+        from netns import attach
+        attach.detach(record["network"])
+    _run_hooks(cdir, record, "poststop", "stopped", warn)
     cdir.remove()

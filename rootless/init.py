@@ -13,7 +13,7 @@ import struct
 import termios
 
 from netns import loopback
-from rootless import process, rootfs, seccomp
+from rootless import process, procattrs, rootfs, seccomp
 from rootless import syscalls as sc
 from rootless.errors import RootlessError, SyscallError
 
@@ -66,9 +66,14 @@ def _setup(channel, job) -> None:
             raise RootlessError(f"bring up lo in the container's network namespace: {err.strerror}") from None
     if "oomScoreAdj" in proc:
         process.set_oom_score_adj(proc["oomScoreAdj"])
+    # Personality, scheduler and I/O priority: before seccomp can refuse the calls; execve keeps them.
+    procattrs.apply_process(config)
     # 1. The rootfs: propagation cut from the host, the mounts, /dev, then the root switch.
     rootfs.prepare(job.rootfs, linux.get("rootfsPropagation"))
     rootfs.apply_plan(job.rootfs, job.mount_plan, may_mknod=job.may_mknod)
+    # 1b. Hooks before the root switch: the CLI process runs prestart and createRuntime in the
+    #     runtime namespaces while we wait, then we run createContainer here (rootless.hooks).
+    start_hooks = _hooks_before_pivot(channel, config.get("hooks"))
     cwd = proc.get("cwd", "/")
     # socket costs 4 ms to import, so only terminals pay for it, and before the root switch.
     socket_module = __import__("socket") if proc.get("terminal") else None
@@ -114,11 +119,12 @@ def _setup(channel, job) -> None:
         # container's program as errors can still reach `create`.
         if job.seccomp_filter is not None:
             seccomp.load(job.seccomp_filter)
+    procattrs.apply_exec_labels(proc)  # LSM labels take effect at the execve
     # 7. Ready: the parent records the container, then we wait for `start` on exec.fifo.
     channel.send("ready", warnings=warnings, notes=notes)
     channel.expect("ack")
     channel.close()
-    _wait_for_start(job.state_dir_fd)
+    _wait_for_start(job.state_dir_fd, start_hooks)
     # 8. Only stdio, preserved fds and socket-activation fds reach the process.
     keep = 3 + job.preserve_fds + job.listen_fds
     for fd in range(keep):
@@ -131,15 +137,40 @@ def _setup(channel, job) -> None:
     os.execve(executable, proc["args"], env)
 
 
-def _wait_for_start(state_dir_fd: int) -> None:
-    """Block until `start` opens exec.fifo for reading. The fd of the state directory was opened
-    on the host before pivot_root, so the fifo stays reachable from inside the container.
+def _hooks_before_pivot(channel, hooks: dict | None):
+    """The "hooks" step of rootless.protocol when the config has hooks that need it, then the
+    createContainer hooks. Returns what runs the startContainer hooks later, or None."""
+    if not hooks:
+        return None
+    from rootless import hooks as runner  # loaded by the launcher already; before pivot_root anyway
+    if not runner.wanted(hooks, runner.INIT_KINDS):
+        return None
+    channel.send("hooks")
+    state = channel.expect("continue")["state"]
+    runner.run_all("createContainer", hooks, state)
+    if not hooks.get("startContainer"):
+        return None
+    return lambda: runner.run_all("startContainer", hooks, dict(state, status="created"))
+
+
+def _wait_for_start(state_dir_fd: int, start_hooks=None) -> None:
+    """Block until `start` opens exec.fifo for reading, run the startContainer hooks, then tell
+    `start` with one write: "0", or "1" and the hook's error (we exit: the container stops). The
+    fd of the state directory was opened on the host before pivot_root, so the fifo stays
+    reachable from inside the container.
 
     As PID 1 of its namespace the waiting init would ignore every signal it has no handler for:
     `kill ID TERM` of a created container must end it, as it ends runc's init."""
     for signum in _ENDING_SIGNALS:
         signal.signal(signum, _exit_on_signal)
     fd = os.open("exec.fifo", os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_dir_fd)
+    if start_hooks is not None:
+        # As runc runs them: as the container's user, with its capabilities and rlimits.
+        try:
+            start_hooks()
+        except RootlessError as err:
+            os.write(fd, b"1" + err.message.encode(errors="replace")[:1024])
+            os._exit(1)
     os.write(fd, b"0")
     os.close(fd)
     os.close(state_dir_fd)

@@ -91,6 +91,10 @@ def prepare(ctx, request: Request) -> InitJob:
         ctx.trace(idmaps.describe())
         for warning in idmaps.warnings:
             ctx.warn(warning)
+    network = _plan_network(ctx, config, ns_plan)
+    if network is not None and network.dns is not None:
+        from netns import dns
+        mount_plan += dns.plan_mounts(os.path.join(os.path.abspath(ctx.root), request.container_id))
     ctx.trace("mount plan:\n" + mounts.describe(mount_plan))
     return InitJob(
         container_id=request.container_id, config=config, bundle=bundle.path, rootfs=bundle.rootfs,
@@ -100,7 +104,21 @@ def prepare(ctx, request: Request) -> InitJob:
         # mknod works for real root only; in any user namespace /dev nodes are bind mounts.
         may_mknod=privileged and initial_userns and not ns_plan.new_user,
         rootless=not privileged or not initial_userns,
-        seccomp_filter=seccomp_filter, owner=owner or str(os.geteuid()), console_fd=None, state_dir_fd=None)
+        seccomp_filter=seccomp_filter, owner=owner or str(os.geteuid()), console_fd=None, state_dir_fd=None,
+        network=network)
+
+
+def _plan_network(ctx, config: dict, ns_plan):
+    """netns.config's plan when the bundle asks for networking by annotation, else None (and
+    nothing of netns/ beyond lo is imported)."""
+    annotations = config.get("annotations") or {}
+    if not any(key in annotations for key in ("rootless.network", "rootless.ports", "rootless.dns")):
+        return None
+    from netns import config as network_config
+    plan = network_config.plan_network(annotations, new_netns="network" in ns_plan.new_types,
+                                       joined_netns=any(t == "network" for t, _ in ns_plan.join))
+    ctx.trace(plan.describe())
+    return plan
 
 
 def _connect_console(path: str) -> int:
@@ -132,8 +150,15 @@ def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | Non
     cdir.make()
     pids = {"stage": None, "init": None}   # children to kill if anything fails
     parent = child = None
+    network = None                          # the network helper's record, once attached
     try:
+        if job.config.get("hooks"):
+            from rootless import hooks  # before the fork: the init runs hooks with it too
+            hooks.save(cdir.path, job.config["hooks"])
         cdir.make_fifo()
+        if job.network is not None and job.network.dns is not None:
+            from netns import dns
+            dns.write_files(job.network, cdir.path, job.config.get("hostname"))
         job.state_dir_fd = os.open(cdir.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         if job.terminal:
             job.console_fd = request.console_fd
@@ -158,6 +183,10 @@ def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | Non
             ctx.warn(warning)
         for note in ready.get("notes", []):
             ctx.trace(note)
+        if job.network is not None:
+            from netns import attach
+            network = attach.attach(job.network, init_pid, cdir.path,
+                                    userns=job.ns_plan.new_user or any(t == "user" for t, _ in job.ns_plan.join))
         record = {
             "ociVersion": job.config.get("ociVersion", ""), "id": request.container_id, "pid": init_pid,
             "pid_start": procfs.start_time(init_pid), "bundle": job.bundle, "rootfs": job.rootfs,
@@ -166,6 +195,8 @@ def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | Non
                            "joined": dict(job.ns_plan.join)},
             "cgroup_manager": ctx.effective_cgroup_manager, "rootless": job.rootless,
         }
+        if network is not None:
+            record["network"] = network
         cdir.save(record)
         if request.pid_file:
             state.write_pid_file(request.pid_file, init_pid)
@@ -173,6 +204,9 @@ def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | Non
         parent.close()
         return cdir, record
     except BaseException:
+        if network is not None:
+            from netns import attach
+            attach.detach(network)
         for pid in pids.values():
             if pid:
                 try:
@@ -202,7 +236,11 @@ def _follow_protocol(parent: protocol.Channel, job: InitJob, pids: dict) -> dict
         _reap(pids["stage"])
         pids["stage"] = None
 
+    hooks_asked = False  # the init waits before pivot_root; its PID may not be known yet
     while True:
+        if hooks_asked and pids["init"] is not None:
+            parent.send("continue", state=_run_runtime_hooks(job, pids["init"]))
+            hooks_asked = False
         message = parent.receive()
         if message is None:
             if pids["stage"]:
@@ -216,6 +254,8 @@ def _follow_protocol(parent: protocol.Channel, job: InitJob, pids: dict) -> dict
         elif kind == "init":
             pids["init"] = message["pid"]
             reap_stage()
+        elif kind == "hooks":
+            hooks_asked = True
         elif kind == "ready":
             if pids["init"] is None:
                 raise RootlessError("protocol error: ready before the init's PID")
@@ -224,3 +264,15 @@ def _follow_protocol(parent: protocol.Channel, job: InitJob, pids: dict) -> dict
             if pids["stage"]:
                 reap_stage()
             raise RootlessError(message["msg"])
+
+
+def _run_runtime_hooks(job: InitJob, init_pid: int) -> dict:
+    """prestart then createRuntime, here in the runtime namespaces, while the init waits before
+    pivot_root. Returns the state for the init's own hooks (createContainer, startContainer)."""
+    from rootless import hooks
+    record = {"ociVersion": job.config.get("ociVersion", ""), "id": job.container_id, "bundle": job.bundle,
+              "annotations": job.config.get("annotations", {})}
+    state = hooks.state_for(record, "creating", init_pid)
+    for kind in ("prestart", "createRuntime"):
+        hooks.run_all(kind, job.config.get("hooks"), state)
+    return state

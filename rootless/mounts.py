@@ -61,6 +61,8 @@ class Mount:
     """Mount `source` (type `fstype`) on `destination` inside the rootfs."""
 
     kind = "mount"
+    copy_up = False     # tmpcopyup: fill the new tmpfs with what the destination held
+    idmap = None        # (uidMappings, gidMappings, recursive) for an idmapped bind mount
 
     def __init__(self, destination: str, fstype: str | None, source: str | None, flags: int, data: str,
                  propagation: list[int], bind: bool, fallback_source: str | None,
@@ -78,6 +80,8 @@ class Mount:
     def describe(self) -> str:
         what = f"bind {self.source}" if self.bind else f"{self.fstype} {self.source or ''}".rstrip()
         extra = f" data={self.data}" if self.data else ""
+        extra += " tmpcopyup" if self.copy_up else ""
+        extra += f" idmap={self.idmap}" if self.idmap else ""
         return f"mount {what} -> {self.destination} flags={self.flags:#x}{extra}"
 
 
@@ -119,16 +123,23 @@ def parse_options(options: list[str], destination: str) -> tuple[int, list[int],
         elif option in _IGNORED:
             continue
         elif option in ("tmpcopyup", "idmap", "ridmap"):
-            raise ConfigError(f"config.json: mount {destination}: option {option!r} is not supported yet")
+            raise ConfigError(f"config.json: mount {destination}: option {option!r} is not a mount(2) option "
+                              "(plan_mount handles it)")
         else:
             data.append(option)
     return flags, propagation, data, (attr_set, attr_clear)
 
 
+# The runtime's own options (rootless.mountext), never passed to mount(2).
+EXTENSION_OPTIONS = ("tmpcopyup", "idmap", "ridmap")
+
+
 def plan_mount(entry: dict, bundle: str) -> Mount:
     destination = entry["destination"]
     fstype = entry.get("type") or None
-    flags, propagation, data, recursive = parse_options(entry.get("options", []), destination)
+    options = entry.get("options", [])
+    flags, propagation, data, recursive = parse_options([o for o in options if o not in EXTENSION_OPTIONS],
+                                                        destination)
     bind = bool(flags & sc.MS_BIND) or fstype == "bind"
     source = entry.get("source")
     if bind:
@@ -136,8 +147,21 @@ def plan_mount(entry: dict, bundle: str) -> Mount:
             raise ConfigError(f"config.json: bind mount {destination} needs a source")
         source = os.path.normpath(source if os.path.isabs(source) else os.path.join(bundle, source))
         flags |= sc.MS_BIND
-    return Mount(destination, None if bind else fstype, source, flags, ",".join(data), propagation, bind,
-                 None if bind else _HOST_FALLBACK.get(fstype or ""), recursive)
+    op = Mount(destination, None if bind else fstype, source, flags, ",".join(data), propagation, bind,
+               None if bind else _HOST_FALLBACK.get(fstype or ""), recursive)
+    if "tmpcopyup" in options:
+        if bind or fstype != "tmpfs":
+            raise ConfigError(f"config.json: mount {destination}: option tmpcopyup needs a tmpfs mount")
+        op.copy_up = True
+    uid_maps, gid_maps = entry.get("uidMappings"), entry.get("gidMappings")
+    if "idmap" in options or "ridmap" in options or uid_maps or gid_maps:
+        if not bind:
+            raise ConfigError(f"config.json: mount {destination}: idmapped mounts need a bind mount")
+        if not (uid_maps and gid_maps):
+            raise ConfigError(f"config.json: mount {destination}: an idmapped mount needs both uidMappings and "
+                              "gidMappings on the mount (the container's own mappings are not used yet)")
+        op.idmap = (uid_maps, gid_maps, "ridmap" in options)
+    return op
 
 
 def plan_devices(linux: dict, *, with_defaults: bool) -> list[Device]:
@@ -156,6 +180,11 @@ def plan_devices(linux: dict, *, with_defaults: bool) -> list[Device]:
 def plan_rootfs(config: dict, bundle: str) -> list:
     """Everything done inside the rootfs before pivot_root, in order."""
     plan: list = [plan_mount(entry, bundle) for entry in config.get("mounts", [])]
+    label = config.get("linux", {}).get("mountLabel")
+    for op in plan if label else ():
+        # linux.mountLabel (SELinux, checked active by rootless.procattrs): runc labels these.
+        if not op.bind and op.fstype in ("tmpfs", "devpts", "mqueue"):
+            op.data = ",".join(filter(None, [op.data, f'context="{label}"']))
     fresh_dev = any(m.destination == "/dev" for m in plan)
     # A fresh /dev tmpfs gets runc's default nodes and links; config devices come in any case.
     plan += plan_devices(config.get("linux", {}), with_defaults=fresh_dev)

@@ -8,7 +8,7 @@ effect for children only) and exits. See rootless.protocol for the messages.
 
 import os
 
-from rootless import init, namespaces
+from rootless import init, namespaces, procattrs
 from rootless import syscalls as sc
 from rootless.errors import RootlessError
 
@@ -44,6 +44,9 @@ def run(channel, job) -> None:
             _become_root()
         if plan.unshare_flags:
             sc.unshare(plan.unshare_flags)
+        if job.config["linux"].get("timeOffsets"):
+            # Only while no process is in the new time namespace: before the fork.
+            procattrs.write_time_offsets(job.config["linux"]["timeOffsets"])
         pid = os.fork()
         if pid == 0:
             init.run(channel, job)

@@ -11,10 +11,18 @@ The order, for `create`:
        {"type": "mapped"}               (the parent wrote P's uid_map/gid_map, or newuidmap did)
   2. nsstage creates the other namespaces, forks the container init and sends
        {"type": "init", "pid": P}       (P as seen from the caller's PID namespace), then exits
+  2b. only when config.json has prestart, createRuntime, createContainer or startContainer
+     hooks (rootless.hooks): init makes the mounts, then, before pivot_root, sends
+       {"type": "hooks"}                and waits for
+       {"type": "continue", "state": S} (the parent ran prestart and createRuntime in the
+                                        runtime namespaces, once it knew the init's PID; S is
+                                        the OCI state they got, "creating")
+     init runs the createContainer hooks with S and keeps S for startContainer.
   3. init sets up the rootfs and the process, then sends
        {"type": "ready", "warnings": [...], "notes": [...]}   (notes: for --debug) and waits for
        {"type": "ack"}                  (the parent has written state.json and the pid file)
-     then blocks opening exec.fifo for writing until `start` opens it for reading.
+     then blocks opening exec.fifo for writing until `start` opens it for reading, runs the
+     startContainer hooks, and writes "0" (go) or "1" and the failed hook's error (then exits).
   Any stage that fails sends {"type": "error", "msg": "..."} and exits.
 
 End of file on to_child means the parent died: the children exit instead of waiting forever,

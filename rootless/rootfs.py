@@ -9,7 +9,7 @@ import errno
 import os
 import stat
 
-from rootless import mounts
+from rootless import mounts, mountext
 from rootless import syscalls as sc
 from rootless.errors import RootlessError, SyscallError
 
@@ -163,13 +163,27 @@ def apply_mount(root: Rootfs, op: mounts.Mount) -> None:
         # hierarchy without a cgroup namespace: the host's tree, bound, serves both.
         op = _host_bind(op, "/sys/fs/cgroup")
     fd = root.make_target(op.destination, directory)
+    # tmpcopyup: the destination's directory, held open, is still readable under the new tmpfs.
+    below = os.open(_fd_path(fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if op.copy_up else None
     try:
-        if op.bind:
+        if op.idmap:
+            mountext.idmapped_bind(op.source, fd, op.idmap[0], op.idmap[1],
+                                   recursive_bind=bool(op.flags & sc.MS_REC), recursive_idmap=op.idmap[2],
+                                   shown=shown)
+        elif op.bind:
             sc.mount(op.source, _fd_path(fd), None, sc.MS_BIND | (op.flags & sc.MS_REC), None, shown_target=shown)
         elif _mount_filesystem(op, _fd_path(fd), shown):
             op = _host_bind(op, op.fallback_source)
+        if below is not None:
+            top = root.resolve(op.destination, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                mountext.copy_tree(below, top, op.destination)
+            finally:
+                os.close(top)
     finally:
         os.close(fd)
+        if below is not None:
+            os.close(below)
     # The fd named the directory under the new mount: open the mount itself for what follows.
     fd = root.resolve(op.destination)
     try:

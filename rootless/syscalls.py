@@ -209,3 +209,59 @@ KEYCTL_JOIN_SESSION_KEYRING = 1
 def join_new_session_keyring(name: str) -> None:
     """A fresh session keyring, so the container cannot read the caller's keys (runc's default)."""
     _check(_libc.syscall(_NR["keyctl"], KEYCTL_JOIN_SESSION_KEYRING, _b(name)), "keyctl(JOIN_SESSION_KEYRING)")
+
+
+# Process attributes and idmapped mounts (rootless.procattrs, rootless.rootfs). The numbers of
+# open_tree and move_mount are shared by every architecture since Linux 5.2.
+_NR_PROC = {"x86_64": {"sched_setattr": 314, "ioprio_set": 251},
+            "aarch64": {"sched_setattr": 274, "ioprio_set": 30}}[os.uname().machine]
+_NR_OPEN_TREE, _NR_MOVE_MOUNT = 428, 429
+OPEN_TREE_CLONE = 1
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
+MOUNT_ATTR_IDMAP = 0x100000
+IOPRIO_WHO_PROCESS = 1
+
+_libc.personality.argtypes = [ctypes.c_ulong]
+_libc.personality.restype = ctypes.c_int
+
+
+def personality(persona: int) -> None:
+    _check(_libc.personality(persona), f"personality({persona:#x})")
+
+
+class SchedAttr(ctypes.Structure):
+    """struct sched_attr, SCHED_ATTR_SIZE_VER0 (no utilization clamps)."""
+    _fields_ = [("size", ctypes.c_uint32), ("sched_policy", ctypes.c_uint32), ("sched_flags", ctypes.c_uint64),
+                ("sched_nice", ctypes.c_int32), ("sched_priority", ctypes.c_uint32),
+                ("sched_runtime", ctypes.c_uint64), ("sched_deadline", ctypes.c_uint64),
+                ("sched_period", ctypes.c_uint64)]
+
+
+def sched_setattr(policy: int, flags: int, nice: int, priority: int, runtime: int, deadline: int,
+                  period: int, *, hint: str | None = None) -> None:
+    attr = SchedAttr(ctypes.sizeof(SchedAttr), policy, flags, nice, priority, runtime, deadline, period)
+    result = _libc.syscall(_NR_PROC["sched_setattr"], 0, ctypes.byref(attr), 0)
+    _check(result, "sched_setattr", None, hint)
+
+
+def ioprio_set(value: int, *, hint: str | None = None) -> None:
+    _check(_libc.syscall(_NR_PROC["ioprio_set"], IOPRIO_WHO_PROCESS, 0, value), "ioprio_set", None, hint)
+
+
+def open_tree(dirfd: int, path: str, flags: int, *, shown: str) -> int:
+    return _check(_libc.syscall(_NR_OPEN_TREE, dirfd, _b(path), flags | os.O_CLOEXEC), "open_tree", shown)
+
+
+def mount_setattr_idmap(fd: int, userns_fd: int, recursive: bool, *, shown: str) -> None:
+    """Idmap the detached mount open at fd with the ID maps of the user namespace at userns_fd."""
+    attr = _MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
+    flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
+    result = _libc.syscall(_NR["mount_setattr"], fd, b"", flags, ctypes.byref(attr), ctypes.sizeof(attr))
+    _check(result, "mount_setattr(MOUNT_ATTR_IDMAP)", shown)
+
+
+def move_mount(fd: int, target_fd: int, *, shown: str) -> None:
+    """Attach the detached mount open at fd on the directory open at target_fd (O_PATH is fine)."""
+    result = _libc.syscall(_NR_MOVE_MOUNT, fd, b"", target_fd, b"", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
+    _check(result, "move_mount", shown)

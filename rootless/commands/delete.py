@@ -6,7 +6,7 @@ def run(ctx, parsed) -> int:
     cdir = state.ContainerDir(ctx.root, parsed.args["id"])
     try:
         with cdir:
-            container.delete(cdir, cdir.load(), parsed.options["force"])
+            container.delete(cdir, cdir.load(), parsed.options["force"], warn=ctx.warn)
     except ContainerNotFound:
         if not parsed.options["force"]:
             raise

@@ -2,18 +2,20 @@
 implemented is reported as absent, never as enabled."""
 
 import json
+import os
 
 import prctl
 
-from rootless import OCI_VERSION, __version__, mounts, namespaces, seccomp
+from rootless import OCI_VERSION, __version__, hooks, mounts, namespaces, procattrs, seccomp
 
 
 def features() -> dict:
-    options = sorted(set(mounts.FLAG_OPTIONS) | set(mounts.PROPAGATION) | set(mounts.RECURSIVE_OPTIONS))
+    options = sorted(set(mounts.FLAG_OPTIONS) | set(mounts.PROPAGATION) | set(mounts.RECURSIVE_OPTIONS)
+                     | set(mounts.EXTENSION_OPTIONS))
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
-        "hooks": [],
+        "hooks": list(hooks.KINDS),
         "mountOptions": options,
         "linux": {
             "namespaces": sorted(namespaces.FLAGS),
@@ -24,14 +26,24 @@ def features() -> dict:
                         "archs": sorted(seccomp.ARCHITECTURES), "knownFlags": sorted(seccomp.FLAGS),
                         # Debian 12's libseccomp (2.5.4) predates WAIT_KILLABLE_RECV.
                         "supportedFlags": sorted(f for f in seccomp.FLAGS if not f.endswith("WAIT_KILLABLE_RECV"))},
-            "apparmor": {"enabled": False},
-            "selinux": {"enabled": False},
+            "apparmor": {"enabled": procattrs.apparmor_enabled()},
+            "selinux": {"enabled": procattrs.selinux_enabled()},
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            # mount_setattr(MOUNT_ATTR_IDMAP) came in Linux 5.12; rootless containers can idmap
+            # only filesystems mounted in their user namespace.
+            "mountExtensions": {"idmap": {"enabled": _kernel_at_least(5, 12)}},
             "netDevices": {"enabled": False},
         },
         "annotations": {"io.github.rootless.version": __version__},
     }
+
+
+def _kernel_at_least(major: int, minor: int) -> bool:
+    numbers = os.uname().release.split("-")[0].split(".")
+    try:
+        return (int(numbers[0]), int(numbers[1])) >= (major, minor)
+    except (IndexError, ValueError):
+        return False
 
 
 def run(ctx, parsed) -> int:

@@ -33,7 +33,7 @@ def run(ctx, parsed) -> int:
             container.start(cdir, record)
     except BaseException:
         with cdir:
-            container.delete(cdir, record, force=True)
+            container.delete(cdir, record, force=True, warn=ctx.warn)
         raise
     if detach:
         return 0
@@ -44,7 +44,7 @@ def run(ctx, parsed) -> int:
     status = _wait(record["pid"])
     if not parsed.options["keep"]:
         with cdir:
-            container.delete(cdir, record, force=True)
+            container.delete(cdir, record, force=True, warn=ctx.warn)
     return status
 
 

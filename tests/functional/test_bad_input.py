@@ -73,7 +73,7 @@ def test_missing_bind_source(runtime: Runtime) -> None:
 
 
 def test_unsupported_field_is_refused_by_name(runtime: Runtime) -> None:
-    create_fails(runtime, runtime.bundle(["true"], hooks={"prestart": [{"path": "/bin/true"}]}), "hooks")
+    create_fails(runtime, runtime.bundle(["true"], linux={"intelRdt": {"closID": "c1"}}), "linux.intelRdt")
 
 
 @pytest.mark.parametrize("bad_id", ["a/b", "..", "a b", "x" * 1100])

@@ -1,0 +1,133 @@
+"""The pure parts of rootless.procattrs and the mount extensions: what config.json asks for,
+checked and converted without privileges."""
+
+import os
+
+import pytest
+
+from rootless import mounts, mountext, procattrs
+from rootless.errors import ConfigError
+
+
+def ns(*types: str) -> dict:
+    return {t: None for t in types}
+
+
+@pytest.mark.parametrize("key, needed", [("kernel.shmmax", "ipc"), ("kernel/sem", "ipc"), ("fs.mqueue.msg_max", "ipc"),
+                                         ("net.ipv4.ip_forward", "network"), ("kernel.domainname", "uts")])
+def test_namespaced_sysctls_need_their_namespace(key, needed):
+    procattrs.check_sysctls({key: "1"}, ns(needed))
+    with pytest.raises(ConfigError, match=f"needs a {needed} namespace"):
+        procattrs.check_sysctls({key: "1"}, ns("mount"))
+
+
+@pytest.mark.parametrize("key", ["vm.swappiness", "kernel.panic", "fs.file-max", "kernel.shmmaxx"])
+def test_host_sysctls_are_refused(key):
+    with pytest.raises(ConfigError, match=f'"{key}" is not namespaced'):
+        procattrs.check_sysctls({key: "1"}, ns("ipc", "network", "uts"))
+
+
+def test_personality():
+    assert procattrs.personality_value({"domain": "LINUX32"}) == 8
+    assert procattrs.personality_value({"domain": "LINUX"}) == 0
+    with pytest.raises(ConfigError, match="flags"):
+        procattrs.personality_value({"domain": "LINUX", "flags": ["ADDR_NO_RANDOMIZE"]})
+
+
+def test_scheduler_args():
+    args = procattrs.scheduler_args({"policy": "SCHED_FIFO", "priority": 5, "flags": ["SCHED_FLAG_RESET_ON_FORK"]})
+    assert args == {"policy": 1, "flags": 1, "nice": 0, "priority": 5, "runtime": 0, "deadline": 0, "period": 0}
+    assert procattrs.scheduler_args({"policy": "SCHED_DEADLINE", "runtime": 1, "deadline": 2, "period": 3})["policy"] == 6
+
+
+@pytest.mark.parametrize("scheduler, needle", [
+    ({"policy": "SCHED_ISO"}, "SCHED_ISO"), ({"policy": "SCHED_OTHER", "nice": 20}, "nice"),
+    ({"policy": "SCHED_RR"}, "priority"), ({"policy": "SCHED_OTHER", "priority": 3}, "priority"),
+    ({"policy": "SCHED_DEADLINE", "runtime": 5, "deadline": 2}, "SCHED_DEADLINE"),
+    ({"policy": "SCHED_OTHER", "flags": ["SCHED_FLAG_UTIL_CLAMP_MIN"]}, "UTIL_CLAMP_MIN")])
+def test_bad_scheduler(scheduler, needle):
+    with pytest.raises(ConfigError, match=needle):
+        procattrs.scheduler_args(scheduler)
+
+
+def test_ioprio():
+    assert procattrs.ioprio_value({"class": "IOPRIO_CLASS_BE", "priority": 4}) == (2 << 13) | 4
+    with pytest.raises(ConfigError, match="0..7"):
+        procattrs.ioprio_value({"class": "IOPRIO_CLASS_IDLE", "priority": 8})
+
+
+def test_time_offsets():
+    text = procattrs.time_offsets_text({"monotonic": {"secs": -5}, "boottime": {"secs": 7, "nanosecs": 9}})
+    assert text == "monotonic -5 0\nboottime 7 9\n"
+    with pytest.raises(ConfigError, match="realtime"):
+        procattrs.time_offsets_text({"realtime": {"secs": 1}})
+
+
+def test_time_offsets_need_a_new_time_namespace():
+    config = {"linux": {"namespaces": [{"type": "mount"}], "timeOffsets": {"monotonic": {"secs": 1}}}}
+    with pytest.raises(ConfigError, match="needs a time namespace"):
+        procattrs.check(config)
+    config["linux"]["namespaces"].append({"type": "time", "path": "/proc/1/ns/time"})
+    with pytest.raises(ConfigError, match="joined by path"):
+        procattrs.check(config)
+
+
+def test_lsm_errors_name_the_missing_lsm():
+    with pytest.raises(ConfigError, match="AppArmor is not enabled"):
+        procattrs.check_lsm({"process": {"apparmorProfile": "p"}}, apparmor=False, selinux=True)
+    with pytest.raises(ConfigError, match="linux.mountLabel .* SELinux is not enabled"):
+        procattrs.check_lsm({"linux": {"mountLabel": "l"}}, apparmor=True, selinux=False)
+    procattrs.check_lsm({"process": {"apparmorProfile": "p", "selinuxLabel": "l"}}, apparmor=True, selinux=True)
+
+
+def test_apparmor_detection(tmp_path):
+    flag = tmp_path / "enabled"
+    flag.write_text("Y\n")
+    assert procattrs.apparmor_enabled(str(flag))
+    flag.write_text("N\n")
+    assert not procattrs.apparmor_enabled(str(flag))
+    assert not procattrs.apparmor_enabled(str(tmp_path / "missing"))
+
+
+def test_mount_extensions_in_the_plan():
+    op = mounts.plan_mount({"destination": "/etc", "type": "tmpfs", "source": "tmpfs",
+                            "options": ["tmpcopyup", "mode=755"]}, "/b")
+    assert op.copy_up and op.data == "mode=755" and "tmpcopyup" in op.describe()
+    m = [{"containerID": 0, "hostID": 1000, "size": 1}]
+    op = mounts.plan_mount({"destination": "/d", "type": "bind", "source": "/s", "options": ["rbind", "ridmap"],
+                            "uidMappings": m, "gidMappings": m}, "/b")
+    assert op.idmap == (m, m, True) and op.data == ""
+    with pytest.raises(ConfigError, match="both uidMappings and gidMappings"):
+        mounts.plan_mount({"destination": "/d", "type": "bind", "source": "/s", "options": ["bind", "idmap"],
+                           "uidMappings": m}, "/b")
+
+
+def test_mount_label_goes_to_filesystem_mounts_only():
+    plan = mounts.plan_rootfs({"mounts": [{"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777"]},
+                                          {"destination": "/b", "type": "bind", "source": "/s", "options": ["bind"]}],
+                               "linux": {"mountLabel": "system_u:object_r:c:s0"}}, "/b")
+    assert plan[0].data == 'mode=1777,context="system_u:object_r:c:s0"' and plan[1].data == ""
+
+
+def test_copy_tree(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "d").mkdir(parents=True)
+    dst.mkdir()
+    (src / "d" / "f").write_text("hello")
+    os.chmod(src / "d" / "f", 0o640)
+    os.symlink("d/f", src / "link")
+    os.mkfifo(src / "fifo")
+    s, d = os.open(src, os.O_RDONLY | os.O_DIRECTORY), os.open(dst, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        mountext.copy_tree(s, d, "/x")
+    finally:
+        os.close(s)
+        os.close(d)
+    assert (dst / "d" / "f").read_text() == "hello" and (dst / "d" / "f").stat().st_mode & 0o777 == 0o640
+    assert os.readlink(dst / "link") == "d/f" and (dst / "fifo").is_fifo()
+    assert (dst / "d" / "f").stat().st_mtime_ns == (src / "d" / "f").stat().st_mtime_ns
+
+
+def test_map_text():
+    assert mountext.map_text([{"containerID": 0, "hostID": 1000, "size": 1},
+                              {"containerID": 1, "hostID": 100000, "size": 65536}]) == "0 1000 1\n1 100000 65536\n"
