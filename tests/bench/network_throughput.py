@@ -24,6 +24,8 @@ import sys
 import tempfile
 import time
 
+from common import add_common_options, reexec_as_user
+
 SERVER = "while true; do nc -l -p 5000 > /dev/null; done"
 
 
@@ -141,18 +143,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-s", "--size", type=int, default=256, help="MiB per transfer")
     parser.add_argument("-r", "--rounds", type=int, default=5)
-    parser.add_argument("--rootless-bin", default=shutil.which("rootless") or
-                        os.path.join(os.path.dirname(sys.executable), "rootless"))
-    parser.add_argument("--user", default=os.environ.get("ROOTLESS_TEST_USER", "rootless-test"))
+    add_common_options(parser)
     options = parser.parse_args()
-    if os.geteuid() == 0:
-        import pwd
-        user = pwd.getpwnam(options.user)
-        env = {"HOME": user.pw_dir, "PATH": os.environ["PATH"], "XDG_RUNTIME_DIR": f"/run/user/{user.pw_uid}"}
-        argv = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--init-groups", sys.executable,
-                os.path.abspath(__file__), "-s", str(options.size), "-r", str(options.rounds),
-                "--rootless-bin", options.rootless_bin]
-        os.execvpe("setpriv", argv, env)
+    reexec_as_user(options.user, __file__)  # this benchmark is about rootless containers
     with tempfile.TemporaryDirectory(prefix="rootless-netbench-", dir="/var/tmp") as directory:
         for helper in ("pasta", "slirp4netns"):
             results = {}

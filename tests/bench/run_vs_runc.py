@@ -19,6 +19,8 @@ import sys
 import tempfile
 import time
 
+from common import add_common_options, reexec_as_user
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -54,18 +56,9 @@ def time_one(argv: list[str], cwd: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=100, help="containers per runtime")
-    parser.add_argument("--rootless-bin", default=shutil.which("rootless") or
-                        os.path.join(os.path.dirname(sys.executable), "rootless"))
-    parser.add_argument("--user", default=os.environ.get("ROOTLESS_TEST_USER", "rootless-test"))
+    add_common_options(parser)
     options = parser.parse_args()
-    if os.geteuid() == 0:
-        # Re-run as the unprivileged user: this benchmark is about rootless containers.
-        import pwd
-        user = pwd.getpwnam(options.user)
-        env = {"HOME": user.pw_dir, "PATH": os.environ["PATH"], "XDG_RUNTIME_DIR": f"/run/user/{user.pw_uid}"}
-        argv = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--init-groups",
-                sys.executable, os.path.abspath(__file__), "-n", str(options.n), "--rootless-bin", options.rootless_bin]
-        os.execvpe("setpriv", argv, env)
+    reexec_as_user(options.user, __file__)  # this benchmark is about rootless containers
     with tempfile.TemporaryDirectory(prefix="rootless-bench-", dir="/var/tmp") as directory:
         bundle = build_bundle(os.path.join(directory, "bundle"))
         roots = {name: os.path.join(directory, f"state-{name}") for name in ("rootless", "runc")}

@@ -16,15 +16,6 @@ CAP_NUMBERS = {"CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_KILL": 5, "CAP_SETGID
                "CAP_NET_BIND_SERVICE": 10, "CAP_NET_RAW": 13, "CAP_SYS_ADMIN": 21, "CAP_AUDIT_WRITE": 29}
 
 
-def run_in_container(runtime: Runtime, script: str, **overrides) -> str:
-    bundle = runtime.bundle(["sh", "-c", script], **overrides)
-    container_id = runtime.new_id()
-    result = runtime.run("run", "--bundle", bundle, container_id)
-    assert result.returncode == 0, result.stderr
-    runtime.assert_no_leaks(container_id, bundle=bundle)
-    return result.stdout
-
-
 def cap_mask(names) -> str:
     return f"{sum(1 << CAP_NUMBERS[n] for n in names):016x}"
 
@@ -37,7 +28,7 @@ def status_field(report: str, field: str) -> str:
 
 
 def test_uid_and_gid_maps(runtime: Runtime) -> None:
-    out = run_in_container(runtime, "cat /proc/self/uid_map; echo --; cat /proc/self/gid_map; echo --; id -u; id -g")
+    out = runtime.run_script("cat /proc/self/uid_map; echo --; cat /proc/self/gid_map; echo --; id -u; id -g")
     uid_map, gid_map, ids = out.split("--\n")
     rows = lambda text: [[int(n) for n in line.split()] for line in text.strip().splitlines()]
     if runtime.rootless:
@@ -52,7 +43,7 @@ def test_uid_and_gid_maps(runtime: Runtime) -> None:
 
 
 def test_pid_one_hostname_and_lo(runtime: Runtime) -> None:
-    out = run_in_container(runtime, "echo $$; hostname; ip -o link show lo")
+    out = runtime.run_script("echo $$; hostname; ip -o link show lo")
     pid, hostname, lo = out.splitlines()
     assert pid == "1"
     assert hostname == "rootless"
@@ -60,7 +51,7 @@ def test_pid_one_hostname_and_lo(runtime: Runtime) -> None:
 
 
 def test_mounts_and_read_only_root(runtime: Runtime) -> None:
-    out = run_in_container(runtime, "cat /proc/self/mounts; echo --; touch /x 2>&1; echo rc=$?; "
+    out = runtime.run_script("cat /proc/self/mounts; echo --; touch /x 2>&1; echo rc=$?; "
                                     "echo w > /tmp/ok 2>&1 || echo tmp-ro; ls /dev")
     mounts, rest = out.split("--\n")
     table = {fields[1]: fields for fields in (line.split() for line in mounts.splitlines())}
@@ -78,7 +69,7 @@ def test_mounts_and_read_only_root(runtime: Runtime) -> None:
 
 
 def test_devices_work(runtime: Runtime) -> None:
-    out = run_in_container(runtime, "echo x > /dev/null && echo null-ok; head -c 4 /dev/zero | od -An -tx1; "
+    out = runtime.run_script("echo x > /dev/null && echo null-ok; head -c 4 /dev/zero | od -An -tx1; "
                                     "head -c 8 /dev/urandom | wc -c; readlink /dev/fd; readlink /dev/ptmx")
     lines = out.splitlines()
     assert lines[0] == "null-ok"
@@ -90,7 +81,7 @@ def test_devices_work(runtime: Runtime) -> None:
 def test_masked_and_read_only_paths(runtime: Runtime) -> None:
     from helpers.bundle import MASKED_PATHS
     present = [p for p in MASKED_PATHS if Path(p).exists()]  # masking skips what the host lacks
-    out = run_in_container(runtime, "for p in " + " ".join(present) + "; do "
+    out = runtime.run_script("for p in " + " ".join(present) + "; do "
                                     "if [ -d $p ]; then echo $p $(ls -A $p | wc -l); else echo $p $(cat $p | wc -c); fi; done; "
                                     "echo 1 > /proc/sys/kernel/domainname 2>/dev/null && echo wrote || echo ro-sys; "
                                     "umount /proc/keys 2>/dev/null && echo unmounted || echo still-masked; "
@@ -101,7 +92,7 @@ def test_masked_and_read_only_paths(runtime: Runtime) -> None:
 
 
 def test_capabilities_and_no_new_privs(runtime: Runtime) -> None:
-    out = run_in_container(runtime, "cat /proc/self/status")
+    out = runtime.run_script("cat /proc/self/status")
     expected = cap_mask(DEFAULT_CAPS)
     for field in ("CapEff", "CapPrm", "CapBnd"):
         assert status_field(out, field) == expected, field
@@ -119,7 +110,7 @@ def test_process_user_env_cwd_rlimits(runtime: Runtime) -> None:
     mounts_extra = {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777"]}
     from helpers.bundle import make_config
     mounts = make_config([], rootless=runtime.rootless)["mounts"] + [mounts_extra]
-    out = run_in_container(runtime, "id -u; id -g; id -G; pwd; echo $GREETING; ulimit -n; ulimit -Hn; umask; "
+    out = runtime.run_script("id -u; id -g; id -G; pwd; echo $GREETING; ulimit -n; ulimit -Hn; umask; "
                                     "grep -E '^Cap(Eff|Amb)' /proc/self/status",
                            process=process, mounts=mounts)
     lines = out.splitlines()
@@ -139,7 +130,7 @@ def test_bind_mount_of_a_host_folder(runtime: Runtime) -> None:
         {"destination": "/data", "type": "bind", "source": str(shared), "options": ["rbind", "ro"]},
         {"destination": "/rw", "type": "bind", "source": str(shared), "options": ["bind"]},
     ]
-    out = run_in_container(runtime, "cat /data/greeting; touch /data/x 2>/dev/null || echo ro; "
+    out = runtime.run_script("cat /data/greeting; touch /data/x 2>/dev/null || echo ro; "
                                     "echo new > /rw/made && echo rw", mounts=mounts)
     assert out.splitlines() == ["from the host", "ro", "rw"]
     assert (shared / "made").read_text() == "new\n"
@@ -202,7 +193,7 @@ def test_explicit_maps_output(runtime: Runtime) -> None:
     maps = {"uidMappings": [{"containerID": 0, "hostID": sub_uid.start, "size": 1000}],
             "gidMappings": [{"containerID": 0, "hostID": sub_gid.start, "size": 1000}],
             "namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount", "network", "user")]}
-    out = run_in_container(runtime, "cat /proc/self/uid_map; id -u; stat -c %u /bin/busybox", linux=maps)
+    out = runtime.run_script("cat /proc/self/uid_map; id -u; stat -c %u /bin/busybox", linux=maps)
     uid_map, uid, owner = out.splitlines()
     assert uid_map.split() == ["0", str(sub_uid.start), "1000"]
     assert uid == "0"

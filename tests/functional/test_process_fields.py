@@ -13,15 +13,6 @@ from helpers.bundle import make_config
 from helpers.runtime import Runtime
 
 
-def run_in_container(runtime: Runtime, script: str, **overrides) -> str:
-    bundle = runtime.bundle(["sh", "-c", script], **overrides)
-    container_id = runtime.new_id()
-    result = runtime.run("run", "--bundle", bundle, container_id)
-    assert result.returncode == 0, result.stderr
-    runtime.assert_no_leaks(container_id, bundle=bundle)
-    return result.stdout
-
-
 def create_fails(runtime: Runtime, *needles: str, **overrides) -> str:
     bundle = runtime.bundle(["true"], **overrides)
     container_id = runtime.new_id("bad")
@@ -49,7 +40,7 @@ def stat_fields(line: str) -> list[str]:
 # 1. sysctl
 
 def test_namespaced_sysctls_are_seen_inside(runtime: Runtime) -> None:
-    out = run_in_container(runtime, "cat /proc/sys/kernel/shmmax /proc/sys/fs/mqueue/msg_max "
+    out = runtime.run_script("cat /proc/sys/kernel/shmmax /proc/sys/fs/mqueue/msg_max "
                                     "/proc/sys/net/ipv4/ip_forward",
                            linux={"sysctl": {"kernel.shmmax": "123456789", "fs/mqueue/msg_max": "17",
                                              "net.ipv4.ip_forward": "1"}})
@@ -71,7 +62,7 @@ def test_net_sysctl_needs_a_network_namespace(runtime: Runtime) -> None:
 
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="LINUX32 shows i686 on x86_64")
 def test_personality_linux32(runtime: Runtime) -> None:
-    out = run_in_container(runtime, "uname -m", linux={"personality": {"domain": "LINUX32"}})
+    out = runtime.run_script("uname -m", linux={"personality": {"domain": "LINUX32"}})
     assert out.strip() == "i686"
 
 
@@ -82,7 +73,7 @@ def test_personality_flags_are_refused(runtime: Runtime) -> None:
 # 3. scheduler and I/O priority
 
 def test_scheduler_batch_and_nice(runtime: Runtime) -> None:
-    out = run_in_container(runtime, "cat /proc/self/stat",
+    out = runtime.run_script("cat /proc/self/stat",
                            process={"scheduler": {"policy": "SCHED_BATCH", "nice": 7}})
     fields = stat_fields(out)
     assert fields[16] == "7"     # field 19: nice
@@ -94,7 +85,7 @@ def test_scheduler_realtime(runtime: Runtime) -> None:
     if runtime.rootless:
         create_fails(runtime, "sched_setattr", "Operation not permitted", **overrides)
         return
-    fields = stat_fields(run_in_container(runtime, "cat /proc/self/stat", **overrides))
+    fields = stat_fields(runtime.run_script("cat /proc/self/stat", **overrides))
     assert fields[38] == "2" and fields[37] == "10"   # policy SCHED_RR, rt_priority 10
 
 
@@ -103,9 +94,9 @@ def test_scheduler_bad_priority_is_refused(runtime: Runtime) -> None:
 
 
 def test_io_priority(runtime: Runtime) -> None:
-    out = run_in_container(runtime, "ionice -p $$", process={"ioPriority": {"class": "IOPRIO_CLASS_BE", "priority": 6}})
+    out = runtime.run_script("ionice -p $$", process={"ioPriority": {"class": "IOPRIO_CLASS_BE", "priority": 6}})
     assert out.strip() == "best-effort: prio 6"
-    out = run_in_container(runtime, "ionice -p $$", process={"ioPriority": {"class": "IOPRIO_CLASS_IDLE", "priority": 0}})
+    out = runtime.run_script("ionice -p $$", process={"ioPriority": {"class": "IOPRIO_CLASS_IDLE", "priority": 0}})
     assert out.strip().startswith("idle")
 
 
@@ -115,7 +106,7 @@ def test_time_offsets(runtime: Runtime) -> None:
     if not os.path.exists("/proc/self/ns/time"):
         pytest.skip("this kernel has no time namespaces")
     ten_days = 10 * 86400
-    out = run_in_container(runtime, "cat /proc/uptime; readlink /proc/self/ns/time",
+    out = runtime.run_script("cat /proc/uptime; readlink /proc/self/ns/time",
                            linux={"namespaces": namespaces_plus(runtime, "time"),
                                   "timeOffsets": {"monotonic": {"secs": ten_days},
                                                   "boottime": {"secs": ten_days, "nanosecs": 5}}})
@@ -154,7 +145,7 @@ def test_selinux_labels_without_selinux(runtime: Runtime) -> None:
 
 def test_tmpcopyup_fills_the_tmpfs(runtime: Runtime) -> None:
     # /etc of the busybox rootfs holds passwd and group; the tmpfs over it must show them, writable.
-    out = run_in_container(runtime, "grep -c . /etc/passwd; stat -c %a /etc/passwd; echo x > /etc/new && "
+    out = runtime.run_script("grep -c . /etc/passwd; stat -c %a /etc/passwd; echo x > /etc/new && "
                                     "echo written; grep tmpfs /proc/self/mounts | grep -c ' /etc '",
                            mounts=make_config(["true"], rootless=runtime.rootless)["mounts"]
                            + [{"destination": "/etc", "type": "tmpfs", "source": "tmpfs",
@@ -194,7 +185,7 @@ def test_idmapped_bind_mount(runtime: Runtime) -> None:
         # The host's filesystem belongs to the initial user namespace: only root may idmap it.
         create_fails(runtime, "mount_setattr(MOUNT_ATTR_IDMAP)", "/mnt", "Operation not permitted", mounts=mounts)
         return
-    out = run_in_container(runtime, "stat -c '%u:%g' /mnt/file /mnt/sub/inner /mnt/other", mounts=mounts)
+    out = runtime.run_script("stat -c '%u:%g' /mnt/file /mnt/sub/inner /mnt/other", mounts=mounts)
     assert out.split() == ["1234:1234", "1234:1234", "65534:65534"]
     assert os.stat(source / "file").st_uid == 0  # the files themselves are unchanged
 

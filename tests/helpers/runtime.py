@@ -105,6 +105,16 @@ class Runtime:
         config = make_config(args, rootless=self.rootless, terminal=terminal, **overrides)
         return make_bundle(folder, config, self.rootfs)
 
+    def run_script(self, script: str, **overrides: Any) -> str:
+        """Run `sh -c script` in a new container of this mode (overrides as for bundle), check
+        that it exited 0 and left nothing behind, and return what it printed."""
+        bundle = self.bundle(["sh", "-c", script], **overrides)
+        container_id = self.new_id()
+        result = self.run("run", "--bundle", bundle, container_id)
+        assert result.returncode == 0, result.stderr
+        self.assert_no_leaks(container_id, bundle=bundle)
+        return result.stdout
+
     @staticmethod
     def new_id(prefix: str = "t") -> str:
         """A container id no other test or stray process uses."""
