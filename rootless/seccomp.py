@@ -85,6 +85,16 @@ OPERATORS = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ"
 _MAX_ARGS = 6                 # a system call has six arguments
 _UINT64 = (1 << 64) - 1
 _NR_SCMP_ERROR = -1           # what libseccomp resolves an unknown syscall name to
+# System calls Linux gained after the tables of Debian 12's libseccomp (2.5.4). Profiles of
+# newer engines list them, and runc skips every name it cannot resolve: these are skipped with
+# a warning. Any other unknown name is a mistake in the profile (a typo would otherwise silently
+# leave a call unfiltered), and is refused.
+NEWER_SYSCALLS = frozenset((
+    "cachestat", "fchmodat2", "map_shadow_stack", "futex_wake", "futex_wait", "futex_requeue",
+    "statmount", "listmount", "lsm_get_self_attr", "lsm_set_self_attr", "lsm_list_modules", "mseal",
+    "setxattrat", "getxattrat", "listxattrat", "removexattrat", "open_tree_attr", "uretprobe",
+    "memfd_secret", "process_mrelease", "futex_waitv", "set_mempolicy_home_node",
+))
 _OPTIMIZE_FROM = 32           # runc turns on libseccomp's binary tree beyond 32 syscalls
 _WHERE = "config.json: linux.seccomp"
 
@@ -239,7 +249,7 @@ def compile(seccomp: dict) -> tuple[object, list[str]]:
             raise ConfigError(f"{_WHERE}.flags[{i}]: {flag} is not supported by this libseccomp or kernel "
                               f"({err.strerror})") from None
 
-    unknown: list[str] = []
+    newer: list[str] = []
     numbers: dict[str, int] = {}
     added = 0
     for i, rule in enumerate(seccomp.get("syscalls") or []):
@@ -253,7 +263,10 @@ def compile(seccomp: dict) -> tuple[object, list[str]]:
                 # error here means no listed architecture knows the name.
                 numbers[name] = pyseccomp.resolve_syscall(0, name)
                 if numbers[name] == _NR_SCMP_ERROR:
-                    unknown.append(name)
+                    if name not in NEWER_SYSCALLS:
+                        raise ConfigError(f"{_WHERE}.syscalls[{i}].names: {_show(name)} is not a system call "
+                                          f"(not known to libseccomp, nor a newer Linux system call)")
+                    newer.append(name)
             if numbers[name] == _NR_SCMP_ERROR:
                 continue
             for conditions in _condition_groups(pyseccomp, rule.get("args") or []):
@@ -271,9 +284,9 @@ def compile(seccomp: dict) -> tuple[object, list[str]]:
         except OSError:
             pass                       # an older libseccomp: a linear filter works the same
     warnings = []
-    if unknown:
-        warnings.append(f"seccomp: ignored {len(unknown)} syscall name(s) unknown to this libseccomp: "
-                        + ", ".join(unknown))
+    if newer:
+        warnings.append(f"seccomp: ignored {len(newer)} syscall name(s) newer than this libseccomp: "
+                        + ", ".join(newer))
     return filt, warnings
 
 

@@ -1,0 +1,67 @@
+"""seccomp in real containers: what the process sees, and bad profiles refused up front.
+(podman's default profile is exercised by tests/functional/test_podman.py.)"""
+
+from helpers.bundle import make_config
+from helpers.runtime import Runtime
+from test_bad_input import create_fails
+
+TMPFS_TMP = {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777"]}
+
+
+def mounts_with_tmp(runtime: Runtime) -> list:
+    return make_config([], rootless=runtime.rootless)["mounts"] + [TMPFS_TMP]
+
+
+def profile(*rules: dict, default: str = "SCMP_ACT_ALLOW") -> dict:
+    return {"defaultAction": default, "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": list(rules)}
+
+
+def test_errno_rule_blocks_one_call(runtime: Runtime) -> None:
+    seccomp = profile({"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1})
+    out = runtime.run_script("grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; "
+                             "mkdir /tmp/x 2>&1 || echo refused; touch /tmp/y && echo touched",
+                             linux={"seccomp": seccomp}, mounts=mounts_with_tmp(runtime))
+    lines = out.splitlines()
+    assert lines[0].split() == ["NoNewPrivs:", "1"]
+    assert lines[1].split() == ["Seccomp:", "2"]
+    assert "Operation not permitted" in lines[2] and lines[3] == "refused"
+    assert lines[4] == "touched"
+
+
+def test_filter_without_no_new_privs_and_arguments(runtime: Runtime) -> None:
+    """Loaded while the init still holds CAP_SYS_ADMIN (noNewPrivileges false); an argument
+    rule: personality(0) passes, any other persona gets EINVAL from the filter."""
+    seccomp = profile({"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 22,
+                       "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_NE"}]})
+    out = runtime.run_script("grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; "
+                             "linux32 true 2>&1 || echo blocked; linux64 true && echo native",
+                             linux={"seccomp": seccomp}, process={"noNewPrivileges": False})
+    lines = out.splitlines()
+    assert lines[0].split() == ["NoNewPrivs:", "0"]
+    assert lines[1].split() == ["Seccomp:", "2"]
+    assert "blocked" in lines and "native" in lines
+
+
+def test_default_errno_ret_is_what_the_process_sees(runtime: Runtime) -> None:
+    allowed = ["read", "write", "exit", "exit_group", "rt_sigreturn", "execve", "brk", "mmap", "munmap",
+               "mprotect", "arch_prctl", "set_tid_address", "getpid", "getppid", "rt_sigaction",
+               "rt_sigprocmask", "newfstatat", "fstat", "stat", "lstat", "fcntl", "dup2", "close", "ioctl",
+               "getuid", "geteuid", "getgid", "getegid", "uname", "prlimit64", "wait4", "vfork", "clone",
+               "openat", "open", "getdents64", "lseek", "access", "faccessat", "faccessat2", "readlink",
+               "getcwd", "chdir", "set_robust_list", "rseq", "sigaltstack", "futex", "pread64", "getrandom",
+               "close_range", "sched_getaffinity", "statx", "pipe2", "pipe", "dup", "dup3", "exit"]
+    seccomp = profile({"names": allowed, "action": "SCMP_ACT_ALLOW"}, default="SCMP_ACT_ERRNO")
+    seccomp["defaultErrnoRet"] = 38  # ENOSYS
+    out = runtime.run_script("mkdir /tmp/x 2>&1; echo done", linux={"seccomp": seccomp},
+                             mounts=mounts_with_tmp(runtime))
+    assert "Function not implemented" in out and out.endswith("done\n")
+
+
+def test_bad_profiles_are_refused_before_anything_exists(runtime: Runtime) -> None:
+    bad_action = profile({"names": ["mkdir"], "action": "SCMP_ACT_FOO"})
+    create_fails(runtime, runtime.bundle(["true"], linux={"seccomp": bad_action}),
+                 "linux.seccomp.syscalls[0].action", "SCMP_ACT_FOO")
+    no_such_call = profile({"names": ["mkdri"], "action": "SCMP_ACT_ERRNO"})
+    create_fails(runtime, runtime.bundle(["true"], linux={"seccomp": no_such_call}),
+                 "linux.seccomp.syscalls[0].names", '"mkdri" is not a system call')
