@@ -13,6 +13,7 @@ import struct
 import termios
 
 from netns import loopback
+from rootless import jsonlite as json
 from rootless import process, procattrs, rootfs, seccomp
 from rootless import syscalls as sc
 from rootless.errors import RootlessError, SyscallError
@@ -75,11 +76,15 @@ def _setup(channel, job) -> None:
     #     runtime namespaces while we wait, then we run createContainer here (rootless.hooks).
     start_hooks = _hooks_before_pivot(channel, config.get("hooks"))
     cwd = proc.get("cwd", "/")
-    # socket costs 4 ms to import, so only terminals pay for it, and before the root switch.
-    socket_module = __import__("socket") if proc.get("terminal") else None
+    listener_path = linux.get("seccomp", {}).get("listenerPath")
+    # socket costs 4 ms to import, so only terminals and seccomp agents pay for it, and before
+    # the root switch.
+    socket_module = __import__("socket") if proc.get("terminal") or listener_path else None
+    # The seccomp agent's socket is a host path: connect while the host's root is visible.
+    agent = _connect_agent(socket_module, listener_path) if listener_path else None
     rootfs.pivot(job.rootfs, job.no_pivot)
     # 2. The terminal needs the container's devpts, so it comes after the root switch.
-    if socket_module:
+    if proc.get("terminal"):
         _setup_terminal(socket_module, job.console_fd, proc.get("consoleSize"))
     # 3. sysctls need the container's /proc/sys writable: before read-only paths close it. Masked
     #    and read-only paths come last among the mounts: nothing may mount over them later.
@@ -98,7 +103,7 @@ def _setup(channel, job) -> None:
     #    user namespace; the calls that follow then run under the filter too (runc's order).
     no_new_privs = bool(proc.get("noNewPrivileges"))
     if job.seccomp_filter is not None and not no_new_privs:
-        seccomp.load(job.seccomp_filter)
+        _load_seccomp(job, agent, socket_module)
     # 6. The user and its capabilities: the bounding set shrinks while we may (CAP_SETPCAP),
     #    keepcaps carries the permitted set over the uid change.
     caps = proc.get("capabilities")
@@ -118,7 +123,7 @@ def _setup(channel, job) -> None:
         # With no_new_privs the filter needs no privilege: load it last, as close to the
         # container's program as errors can still reach `create`.
         if job.seccomp_filter is not None:
-            seccomp.load(job.seccomp_filter)
+            _load_seccomp(job, agent, socket_module)
     procattrs.apply_exec_labels(proc)  # LSM labels take effect at the execve
     # 7. Ready: the parent records the container, then we wait for `start` on exec.fifo.
     channel.send("ready", warnings=warnings, notes=notes)
@@ -151,6 +156,42 @@ def _hooks_before_pivot(channel, hooks: dict | None):
     if not hooks.get("startContainer"):
         return None
     return lambda: runner.run_all("startContainer", hooks, dict(state, status="created"))
+
+
+def _connect_agent(socket, path: str):
+    """Connect to the seccomp agent at linux.seccomp.listenerPath. Our host PID is read now too:
+    /proc is still the host's, so /proc/self names it."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as err:
+        sock.close()
+        raise RootlessError(f"connect to the seccomp agent at linux.seccomp.listenerPath {path}: {err.strerror}") from None
+    return sock, int(os.readlink("/proc/self"))
+
+
+def _load_seccomp(job, agent, socket) -> None:
+    """Load the filter; with an agent, hand it the notification fd as runc does: one message,
+    the container process state as JSON and the fd with SCM_RIGHTS."""
+    seccomp.load(job.seccomp_filter)
+    if agent is None:
+        return
+    sock, host_pid = agent
+    config = job.config
+    message = {
+        "ociVersion": config.get("ociVersion", ""), "fds": ["seccompFd"], "pid": host_pid,
+        "metadata": config["linux"]["seccomp"].get("listenerMetadata", ""),
+        "state": {"ociVersion": config.get("ociVersion", ""), "id": job.container_id, "status": "creating",
+                  "pid": host_pid, "bundle": job.bundle, "annotations": config.get("annotations", {})},
+    }
+    fd = seccomp.notify_fd(job.seccomp_filter)
+    try:
+        socket.send_fds(sock, [json.dumps(message).encode()], [fd])
+    except OSError as err:
+        raise RootlessError(f"send the seccomp notification fd to the agent: {err.strerror}") from None
+    finally:
+        sock.close()
+        os.close(fd)
 
 
 def _wait_for_start(state_dir_fd: int, start_hooks=None) -> None:

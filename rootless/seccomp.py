@@ -127,6 +127,8 @@ def check(seccomp: dict) -> None:
             _fail(f".{key}", "must be a string")
     if seccomp.get("listenerMetadata") and not seccomp.get("listenerPath"):
         _fail(".listenerMetadata", "is set but listenerPath is not")
+    if seccomp.get("listenerPath") and not seccomp["listenerPath"].startswith("/"):
+        _fail(".listenerPath", f"{_show(seccomp['listenerPath'])} must be an absolute path")
     for i, rule in enumerate(_list(seccomp, "syscalls")):
         _check_rule(f".syscalls[{i}]", rule, bool(seccomp.get("listenerPath")))
 
@@ -314,3 +316,14 @@ def load(filter) -> None:
         hint = " (loading needs no_new_privs or CAP_SYS_ADMIN)" if err.errno == errno.EACCES else ""
         raise RootlessError(f"seccomp: load filter: {os.strerror(err.errno)}{hint}") from None
 
+
+
+def notify_fd(filter) -> int:
+    """The listener fd of a loaded filter with SCMP_ACT_NOTIFY rules. pyseccomp wraps libseccomp's
+    seccomp_notify_fd but exposes no method for it: call it on the filter's context. pyseccomp
+    is loaded already (compile), so this reads no file and is safe after pivot_root."""
+    import pyseccomp
+    fd = pyseccomp._libseccomp.seccomp_notify_fd(filter._filter)
+    if fd < 0:
+        raise RootlessError(f"seccomp: the filter has no notification fd: {os.strerror(-fd)}")
+    return fd

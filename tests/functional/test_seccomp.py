@@ -1,6 +1,17 @@
 """seccomp in real containers: what the process sees, and bad profiles refused up front.
 (podman's default profile is exercised by tests/functional/test_podman.py.)"""
 
+import errno
+import fcntl
+import json
+import os
+import shutil
+import socket
+import struct
+import tempfile
+import threading
+from pathlib import Path
+
 from helpers.bundle import make_config
 from helpers.runtime import Runtime
 from test_bad_input import create_fails
@@ -65,3 +76,73 @@ def test_bad_profiles_are_refused_before_anything_exists(runtime: Runtime) -> No
     no_such_call = profile({"names": ["mkdri"], "action": "SCMP_ACT_ERRNO"})
     create_fails(runtime, runtime.bundle(["true"], linux={"seccomp": no_such_call}),
                  "linux.seccomp.syscalls[0].names", '"mkdri" is not a system call')
+
+
+class SeccompAgent:
+    """A minimal seccomp agent: takes the container process state and the notification fd
+    (one message, SCM_RIGHTS), then answers every notification with EACCES."""
+
+    RECV = 0xC0502100   # SECCOMP_IOCTL_NOTIF_RECV: _IOWR('!', 0, struct seccomp_notif), 80 bytes
+    SEND = 0xC0182101   # SECCOMP_IOCTL_NOTIF_SEND: _IOWR('!', 1, struct seccomp_notif_resp), 24 bytes
+
+    def __init__(self, path: Path, owner: tuple[int, int]):
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(str(path))
+        os.chmod(path, 0o777)
+        os.chown(path, *owner)
+        self.server.listen(1)
+        self.state: dict = {}
+        self.calls: list[int] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.server.accept()
+        message, fds, _, _ = socket.recv_fds(conn, 65536, 4)
+        conn.close()
+        self.state = json.loads(message)
+        fd = fds[0]
+        while True:
+            request = bytearray(80)
+            try:
+                fcntl.ioctl(fd, self.RECV, request)
+            except OSError:  # ENOENT/EBADF: every process of the filter is gone
+                break
+            notification_id, _pid, _flags, nr = struct.unpack_from("<QIIi", request)
+            self.calls.append(nr)
+            response = struct.pack("<QqiI", notification_id, 0, -errno.EACCES, 0)
+            try:
+                fcntl.ioctl(fd, self.SEND, bytearray(response))
+            except OSError:
+                pass
+        os.close(fd)
+
+
+def test_notify_hands_the_fd_to_the_agent(runtime: Runtime) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="agent-", dir="/tmp"))
+    os.chmod(folder, 0o755)
+    agent = SeccompAgent(folder / "sock", (runtime.user.uid, runtime.user.gid))
+    seccomp = profile({"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"})
+    seccomp.update(listenerPath=str(folder / "sock"), listenerMetadata="hello-agent")
+    bundle = runtime.bundle(["sh", "-c", "mkdir /tmp/x 2>&1; echo done"], linux={"seccomp": seccomp},
+                            mounts=mounts_with_tmp(runtime), annotations={"org.example": "yes"})
+    container_id = runtime.new_id()
+    result = runtime.run("run", "--bundle", bundle, container_id)
+    assert result.returncode == 0, result.stderr
+    assert "Permission denied" in result.stdout and result.stdout.endswith("done\n")  # the agent's answer
+    agent.thread.join(timeout=20)
+    state = agent.state
+    assert state["fds"] == ["seccompFd"] and state["metadata"] == "hello-agent"
+    assert state["pid"] > 1 and state["state"]["pid"] == state["pid"]  # the init's host PID
+    assert state["state"]["id"] == container_id and state["state"]["status"] == "creating"
+    assert state["state"]["bundle"] == str(bundle) and state["state"]["annotations"] == {"org.example": "yes"}
+    assert set(agent.calls) <= {83, 258} and agent.calls  # mkdir, mkdirat on x86_64
+    runtime.assert_no_leaks(container_id, bundle=bundle, pids=(state["pid"],))
+    shutil.rmtree(folder)
+
+
+def test_notify_without_an_agent_listening_fails_create(runtime: Runtime) -> None:
+    seccomp = profile({"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"})
+    seccomp["listenerPath"] = "/nonexistent/agent.sock"
+    create_fails(runtime, runtime.bundle(["true"], linux={"seccomp": seccomp}),
+                 "seccomp agent", "/nonexistent/agent.sock")
