@@ -198,3 +198,13 @@ def test_explicit_maps_output(runtime: Runtime) -> None:
     assert uid_map.split() == ["0", str(sub_uid.start), "1000"]
     assert uid == "0"
     assert owner == "65534"  # the rootfs belongs to the test user, who is not mapped here
+
+
+def test_config_devices(runtime: Runtime) -> None:
+    """linux.devices: made with mknod as root (mode and owner from the config); a user
+    namespace may not mknod, so rootless binds the host's node instead."""
+    devices = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o640, "uid": 0, "gid": 0}]
+    out = runtime.run_script("stat -c '%F %t:%T %a' /dev/fuse", linux={"devices": devices})
+    numbers, mode = out.split()[-2:]
+    assert out.startswith("character special file") and numbers == "a:e5"
+    assert mode == ("640" if not runtime.rootless else oct(Path("/dev/fuse").stat().st_mode & 0o777)[2:])
