@@ -4,13 +4,16 @@ Each test runs a real container (real namespaces, real newuidmap for rootless) a
 container's own report, once as the unprivileged test user and once as root.
 """
 
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from helpers.bundle import DEFAULT_CAPS
+from helpers.bundle import DEFAULT_CAPS, MASKED_PATHS, make_bundle, make_config
 from helpers.runtime import Runtime
-from helpers.users import subordinate_range
+from helpers.users import chown_tree, subordinate_range
 
 CAP_NUMBERS = {"CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_KILL": 5, "CAP_SETGID": 6, "CAP_SETUID": 7,
                "CAP_NET_BIND_SERVICE": 10, "CAP_NET_RAW": 13, "CAP_SYS_ADMIN": 21, "CAP_AUDIT_WRITE": 29}
@@ -79,7 +82,6 @@ def test_devices_work(runtime: Runtime) -> None:
 
 
 def test_masked_and_read_only_paths(runtime: Runtime) -> None:
-    from helpers.bundle import MASKED_PATHS
     present = [p for p in MASKED_PATHS if Path(p).exists()]  # masking skips what the host lacks
     out = runtime.run_script("for p in " + " ".join(present) + "; do "
                                     "if [ -d $p ]; then echo $p $(ls -A $p | wc -l); else echo $p $(cat $p | wc -c); fi; done; "
@@ -108,7 +110,6 @@ def test_process_user_env_cwd_rlimits(runtime: Runtime) -> None:
                "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"],
                                 "inheritable": ["CAP_KILL"], "ambient": ["CAP_KILL"]}}
     mounts_extra = {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777"]}
-    from helpers.bundle import make_config
     mounts = make_config([], rootless=runtime.rootless)["mounts"] + [mounts_extra]
     out = runtime.run_script("id -u; id -g; id -G; pwd; echo $GREETING; ulimit -n; ulimit -Hn; umask; "
                                     "grep -E '^Cap(Eff|Amb)' /proc/self/status",
@@ -123,9 +124,7 @@ def test_bind_mount_of_a_host_folder(runtime: Runtime) -> None:
     shared = runtime.work_dir / "shared"
     shared.mkdir()
     (shared / "greeting").write_text("from the host\n")
-    import os
     os.chown(shared, runtime.user.uid, runtime.user.gid)
-    from helpers.bundle import make_config
     mounts = make_config([], rootless=runtime.rootless)["mounts"] + [
         {"destination": "/data", "type": "bind", "source": str(shared), "options": ["rbind", "ro"]},
         {"destination": "/rw", "type": "bind", "source": str(shared), "options": ["bind"]},
@@ -146,18 +145,14 @@ def test_no_pivot(runtime: Runtime) -> None:
 def test_symlinked_mount_destination_stays_inside(runtime: Runtime) -> None:
     """A destination that is an absolute symlink in the rootfs resolves inside the rootfs."""
     rootfs = runtime.work_dir / "evil-rootfs"
-    import shutil, os
     shutil.copytree(runtime.rootfs, rootfs, symlinks=True)
     outside = runtime.work_dir / "outside"
     outside.mkdir()
     (rootfs / "escape").symlink_to(str(outside))
-    from helpers.users import chown_tree
     chown_tree(rootfs, runtime.user)
     chown_tree(outside, runtime.user)
-    from helpers.bundle import make_config
     mounts = make_config([], rootless=runtime.rootless)["mounts"] + [
         {"destination": "/escape", "type": "tmpfs", "source": "tmpfs", "options": []}]
-    from helpers.bundle import make_bundle
     config = make_config(["sh", "-c", "touch /escape/inside; echo done"], rootless=runtime.rootless, mounts=mounts,
                          root={"readonly": False})
     bundle = make_bundle(runtime.work_dir / "evil-bundle", config, rootfs)
@@ -208,3 +203,30 @@ def test_config_devices(runtime: Runtime) -> None:
     numbers, mode = out.split()[-2:]
     assert out.startswith("character special file") and numbers == "a:e5"
     assert mode == ("640" if not runtime.rootless else oct(Path("/dev/fuse").stat().st_mode & 0o777)[2:])
+
+
+def test_oom_score_adj_and_domainname(runtime: Runtime) -> None:
+    out = runtime.run_script("cat /proc/self/oom_score_adj; cat /proc/sys/kernel/domainname; hostname",
+                             process={"oomScoreAdj": 500}, domainname="example.org")
+    assert out.split() == ["500", "example.org", "rootless"]
+
+
+def test_recursive_read_only_bind(runtime: Runtime) -> None:
+    """`rro` makes every mount below a bind read-only (mount_setattr AT_RECURSIVE); plain `ro`
+    covers only the top one."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a tmpfs below a host folder (tests/run as root does)")
+    host = runtime.work_dir / "tree"
+    (host / "sub").mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=1777", "tmpfs", str(host / "sub")], check=True)
+    try:
+        mounts = make_config([], rootless=runtime.rootless)["mounts"] + [
+            {"destination": "/rro", "type": "bind", "source": str(host), "options": ["rbind", "rro"]},
+            {"destination": "/ro", "type": "bind", "source": str(host), "options": ["rbind", "ro"]}]
+        out = runtime.run_script("touch /rro/sub/x 2>/dev/null && echo rro-writable || echo rro-read-only; "
+                                 "touch /ro/sub/y 2>/dev/null && echo ro-sub-writable || echo ro-sub-read-only; "
+                                 "touch /ro/z 2>/dev/null && echo ro-writable || echo ro-read-only",
+                                 mounts=mounts)
+        assert out.split() == ["rro-read-only", "ro-sub-writable", "ro-read-only"]
+    finally:
+        subprocess.run(["umount", str(host / "sub")], check=True)

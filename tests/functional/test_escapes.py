@@ -1,7 +1,6 @@
 """Classic runtime escapes, attempted for real: each test tries the attack from inside a
 container and checks that it fails."""
 
-import os
 
 from helpers.runtime import Runtime
 

@@ -2,7 +2,6 @@
 scheduler, I/O priority, time namespace offsets, LSM labels, and the mount options tmpcopyup
 and idmap. Bad values give one line on stderr and leave nothing behind."""
 
-import json
 import os
 import platform
 from pathlib import Path
