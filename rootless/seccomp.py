@@ -327,3 +327,25 @@ def notify_fd(filter) -> int:
     if fd < 0:
         raise RootlessError(f"seccomp: the filter has no notification fd: {os.strerror(-fd)}")
     return fd
+
+
+def supported() -> tuple[list[str], list[str]]:
+    """(architectures, flags) this libseccomp and kernel accept, for `features`: each one tried
+    on a scratch filter that is never loaded."""
+    import pyseccomp
+    archs, flags = [], []
+    for name, token in ARCHITECTURES.items():
+        filt = pyseccomp.SyscallFilter(ACTIONS["SCMP_ACT_ALLOW"])
+        try:
+            if not filt.exist_arch(token):
+                filt.add_arch(token)
+            archs.append(name)
+        except OSError:
+            pass
+    for name, attribute in FLAGS.items():
+        try:
+            pyseccomp.SyscallFilter(ACTIONS["SCMP_ACT_ALLOW"]).set_attr(attribute, 1)
+            flags.append(name)
+        except OSError:
+            pass
+    return archs, flags

@@ -10,6 +10,7 @@ from rootless import OCI_VERSION, __version__, hooks, mounts, namespaces, procat
 
 
 def features() -> dict:
+    archs, flags = seccomp.supported()  # what this libseccomp and kernel accept
     options = sorted(set(mounts.FLAG_OPTIONS) | set(mounts.PROPAGATION) | set(mounts.RECURSIVE_OPTIONS)
                      | set(mounts.EXTENSION_OPTIONS))
     return {
@@ -23,9 +24,7 @@ def features() -> dict:
                                    if not name.startswith("unknown")),
             "cgroup": {"v1": False, "v2": False, "systemd": False, "systemdUser": False, "rdma": False},
             "seccomp": {"enabled": True, "actions": sorted(seccomp.ACTIONS), "operators": sorted(seccomp.OPERATORS),
-                        "archs": sorted(seccomp.ARCHITECTURES), "knownFlags": sorted(seccomp.FLAGS),
-                        # Debian 12's libseccomp (2.5.4) predates WAIT_KILLABLE_RECV.
-                        "supportedFlags": sorted(f for f in seccomp.FLAGS if not f.endswith("WAIT_KILLABLE_RECV"))},
+                        "archs": sorted(archs), "knownFlags": sorted(seccomp.FLAGS), "supportedFlags": sorted(flags)},
             "apparmor": {"enabled": procattrs.apparmor_enabled()},
             "selinux": {"enabled": procattrs.selinux_enabled()},
             "intelRdt": {"enabled": False},
