@@ -22,6 +22,8 @@ from rootless.errors import RootlessError, SyscallError
 def run(channel, job) -> None:
     """Never returns: execs the container process, or reports an error and exits."""
     try:
+        # /proc is still the caller's: /proc/self names us in the caller's PID namespace.
+        channel.send("init", pid=int(os.readlink("/proc/self")))
         _setup(channel, job)
     except RootlessError as err:
         _fail(channel, err.message)

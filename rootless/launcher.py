@@ -236,11 +236,7 @@ def _follow_protocol(parent: protocol.Channel, job: InitJob, pids: dict) -> dict
         _reap(pids["stage"])
         pids["stage"] = None
 
-    hooks_asked = False  # the init waits before pivot_root; its PID may not be known yet
     while True:
-        if hooks_asked and pids["init"] is not None:
-            parent.send("continue", state=_run_runtime_hooks(job, pids["init"]))
-            hooks_asked = False
         message = parent.receive()
         if message is None:
             if pids["stage"]:
@@ -254,11 +250,12 @@ def _follow_protocol(parent: protocol.Channel, job: InitJob, pids: dict) -> dict
         elif kind == "init":
             pids["init"] = message["pid"]
             reap_stage()
+        elif kind in ("hooks", "ready") and pids["init"] is None:
+            raise RootlessError(f"protocol error: {kind!r} before the init's PID")
         elif kind == "hooks":
-            hooks_asked = True
+            # The init waits before pivot_root while prestart and createRuntime run here.
+            parent.send("continue", state=_run_runtime_hooks(job, pids["init"]))
         elif kind == "ready":
-            if pids["init"] is None:
-                raise RootlessError("protocol error: ready before the init's PID")
             return message
         elif kind == "error":
             if pids["stage"]:

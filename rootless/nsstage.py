@@ -47,10 +47,10 @@ def run(channel, job) -> None:
         if job.config["linux"].get("timeOffsets"):
             # Only while no process is in the new time namespace: before the fork.
             procattrs.write_time_offsets(job.config["linux"]["timeOffsets"])
-        pid = os.fork()
-        if pid == 0:
+        if os.fork() == 0:
             init.run(channel, job)
-        channel.send("init", pid=pid)
+        # The init announces its own PID: one writer for "init" and what follows, so the
+        # parent never sees "ready" before it (a message from here could arrive later).
         os._exit(0)
     except RootlessError as err:
         channel.send("error", msg=err.message)

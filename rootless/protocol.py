@@ -9,8 +9,11 @@ The order, for `create`:
   1. nsstage joins namespaces given by path; if it creates a user namespace it sends
        {"type": "userns", "pid": P}     and waits for
        {"type": "mapped"}               (the parent wrote P's uid_map/gid_map, or newuidmap did)
-  2. nsstage creates the other namespaces, forks the container init and sends
-       {"type": "init", "pid": P}       (P as seen from the caller's PID namespace), then exits
+  2. nsstage creates the other namespaces, forks the container init and exits; the init
+     first sends
+       {"type": "init", "pid": P}       (P as seen from the caller's PID namespace: the init
+                                        reads /proc/self before it mounts anything)
+     The init sends everything after "userns", so messages cannot overtake one another.
   2b. only when config.json has prestart, createRuntime, createContainer or startContainer
      hooks (rootless.hooks): init makes the mounts, then, before pivot_root, sends
        {"type": "hooks"}                and waits for
