@@ -20,6 +20,10 @@ _CONTAINER_SETUP = (
     a.Option(("no-new-keyring",), "no_new_keyring", help="keep the caller's session keyring"),
     a.Option(("preserve-fds",), "preserve_fds", True, 0, a.non_negative_int, help="pass N more fds (3..3+N-1)"),
     a.Option(("pidfd-socket",), "pidfd_socket", True, help="accepted for runc compatibility; unused"),
+    a.Option(("network",), "network", True, help="none, pasta, slirp4netns or host (annotation rootless.network)"),
+    a.Option(("p", "publish"), "publish", True, repeat=True,
+             help="[hostip:]hostport:containerport[/tcp|udp], repeatable (annotation rootless.ports)"),
+    a.Option(("dns",), "dns", True, help="auto or name servers, comma-separated (annotation rootless.dns)"),
 )
 
 COMMANDS = {c.name: c for c in (

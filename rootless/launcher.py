@@ -27,12 +27,14 @@ class Request:
 
     def __init__(self, container_id: str, bundle: str | None, config_file: str | None = None,
                  pid_file: str | None = None, console_socket: str | None = None, no_pivot: bool = False,
-                 no_new_keyring: bool = False, preserve_fds: int = 0, console_fd: int | None = None):
+                 no_new_keyring: bool = False, preserve_fds: int = 0, console_fd: int | None = None,
+                 annotations: dict | None = None):
         self.container_id, self.bundle, self.config_file = container_id, bundle, config_file
         self.pid_file = os.path.abspath(pid_file) if pid_file else None
         self.console_socket, self.no_pivot, self.no_new_keyring = console_socket, no_pivot, no_new_keyring
         self.preserve_fds = preserve_fds
         self.console_fd = console_fd        # a connected socket given by `run` instead of a path
+        self.annotations = annotations or {}  # set by flags (--network...), over config.json's
 
 
 def _listen_fds(env) -> int:
@@ -66,6 +68,8 @@ def prepare(ctx, request: Request) -> InitJob:
     """Everything decided from the bundle and the caller, before anything is made."""
     bundle = bundle_config.load_bundle(request.bundle, request.config_file)
     config = bundle.config
+    if request.annotations:
+        config["annotations"] = {**config.get("annotations", {}), **request.annotations}
     privileged = os.geteuid() == 0
     initial_userns = paths.in_initial_userns()
     ns_plan = namespaces.plan_namespaces(config["linux"], privileged=privileged, in_initial_userns=initial_userns)

@@ -1,10 +1,17 @@
 from rootless import launcher
 
 
+# Networking flags stand for the bundle annotations documented in README.md.
+_NETWORK_FLAGS = (("network", "rootless.network"), ("dns", "rootless.dns"))
+
+
 def request_from(parsed) -> launcher.Request:
     o = parsed.options
+    annotations = {key: o[dest] for dest, key in _NETWORK_FLAGS if o[dest] is not None}
+    if o["publish"]:
+        annotations["rootless.ports"] = ",".join(o["publish"])
     return launcher.Request(parsed.args["id"], o["bundle"], o["config"], o["pid_file"], o["console_socket"],
-                            o["no_pivot"], o["no_new_keyring"], o["preserve_fds"])
+                            o["no_pivot"], o["no_new_keyring"], o["preserve_fds"], annotations=annotations)
 
 
 def run(ctx, parsed) -> int:

@@ -294,3 +294,22 @@ def test_both_modes_publish_or_refuse(runtime: Runtime, helper: str) -> None:
     assert "root:x:0:0" in http_get(port)
     rt.run("delete", "-f", container_id, check=True)
     rt.assert_no_leaks(container_id, bundle=bundle, pids=(state["pid"],))
+
+
+def test_flags_stand_for_the_annotations(rootless_runtime: Runtime) -> None:
+    """`--network` and `-p` on create/run set rootless.network and rootless.ports for a plain
+    runc bundle (no annotations in its config.json)."""
+    rt = rootless_runtime
+    port = free_ports()
+    bundle = rt.bundle(HTTPD)
+    container_id = rt.new_id()
+    rt.run("run", "-d", "--network", "slirp4netns", "-p", f"{port}:80", "--bundle", bundle, container_id,
+           check=True)
+    state = rt.state(container_id)
+    assert "root:x:0:0" in http_get(port)
+    record = network_record(rt, container_id)
+    assert record["mode"] == "slirp4netns" and record["ports"] == [f"127.0.0.1:{port}:80/tcp"]
+    assert state["annotations"]["rootless.network"] == "slirp4netns"
+    rt.run("delete", "-f", container_id, check=True)
+    assert wait_gone([record["helper_pid"], record["watcher_pid"]]) == []
+    rt.assert_no_leaks(container_id, bundle=bundle, pids=(state["pid"],))
