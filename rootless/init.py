@@ -14,7 +14,7 @@ import termios
 
 from netns import loopback
 from rootless import jsonlite as json
-from rootless import process, procattrs, rootfs, seccomp
+from rootless import process, procattrs, rootfs, seccomp, unixsock
 from rootless import syscalls as sc
 from rootless.errors import RootlessError, SyscallError
 
@@ -83,7 +83,7 @@ def _setup(channel, job) -> None:
     # the root switch.
     socket_module = __import__("socket") if proc.get("terminal") or listener_path else None
     # The seccomp agent's socket is a host path: connect while the host's root is visible.
-    agent = _connect_agent(socket_module, listener_path) if listener_path else None
+    agent = _connect_agent(listener_path) if listener_path else None
     rootfs.pivot(job.rootfs, job.no_pivot)
     # 2. The terminal needs the container's devpts, so it comes after the root switch.
     if proc.get("terminal"):
@@ -160,15 +160,10 @@ def _hooks_before_pivot(channel, hooks: dict | None):
     return lambda: runner.run_all("startContainer", hooks, dict(state, status="created"))
 
 
-def _connect_agent(socket, path: str):
+def _connect_agent(path: str):
     """Connect to the seccomp agent at linux.seccomp.listenerPath. Our host PID is read now too:
     /proc is still the host's, so /proc/self names it."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(path)
-    except OSError as err:
-        sock.close()
-        raise RootlessError(f"connect to the seccomp agent at linux.seccomp.listenerPath {path}: {err.strerror}") from None
+    sock = unixsock.connect(path, "the seccomp agent at linux.seccomp.listenerPath")
     return sock, int(os.readlink("/proc/self"))
 
 

@@ -126,14 +126,8 @@ def _plan_network(ctx, config: dict, ns_plan):
 
 
 def _connect_console(path: str) -> int:
-    import socket
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(path)
-    except OSError as err:
-        sock.close()
-        raise RootlessError(f"connect to console socket {path}: {err.strerror}") from None
-    return sock.detach()
+    from rootless import unixsock
+    return unixsock.connect(path, "console socket").detach()
 
 
 def _reap(pid: int) -> None:
