@@ -70,6 +70,12 @@ def prepare(ctx, request: Request) -> InitJob:
     config = bundle.config
     if request.annotations:
         config["annotations"] = {**config.get("annotations", {}), **request.annotations}
+        entries = config["linux"].setdefault("namespaces", [])
+        if request.annotations.get("rootless.network", "host") != "host" and \
+                not any(ns["type"] == "network" for ns in entries):
+            # --network MODE asks for a network of the container's own (runc's rootless
+            # template has no network namespace).
+            entries.append({"type": "network"})
     privileged = os.geteuid() == 0
     initial_userns = paths.in_initial_userns()
     ns_plan = namespaces.plan_namespaces(config["linux"], privileged=privileged, in_initial_userns=initial_userns)
@@ -185,6 +191,10 @@ def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | Non
             from netns import attach
             network = attach.attach(job.network, init_pid, cdir.path,
                                     userns=job.ns_plan.new_user or any(t == "user" for t, _ in job.ns_plan.join))
+            if ctx.debug and network.get("helper"):
+                from netns import inspect  # pyroute2: about 200 ms, paid under --debug only
+                seen = inspect.addresses_and_routes(init_pid)
+                ctx.trace(f"network: {', '.join(seen['addresses'])}; routes: {', '.join(seen['routes'])}")
         record = {
             "ociVersion": job.config.get("ociVersion", ""), "id": request.container_id, "pid": init_pid,
             "pid_start": procfs.start_time(init_pid), "bundle": job.bundle, "rootfs": job.rootfs,

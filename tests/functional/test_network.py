@@ -10,6 +10,7 @@ import os
 import random
 import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -313,3 +314,40 @@ def test_flags_stand_for_the_annotations(rootless_runtime: Runtime) -> None:
     rt.run("delete", "-f", container_id, check=True)
     assert wait_gone([record["helper_pid"], record["watcher_pid"]]) == []
     rt.assert_no_leaks(container_id, bundle=bundle, pids=(state["pid"],))
+
+
+@pytest.mark.parametrize("helper", HELPERS)
+def test_addresses_and_routes_seen_over_netlink(rootless_runtime: Runtime, helper: str) -> None:
+    """The container's addressing, read with pyroute2 (netns.inspect) as the unprivileged user:
+    slirp4netns's fixed network, or pasta's copy of the host's address and default route."""
+    from netns import inspect
+    rt = rootless_runtime
+    bundle = net_bundle(rt, ["sleep", "600"], helper)
+    container_id, state = run_detached(rt, bundle)
+    code = ("import json, sys; from netns import inspect; "
+            f"print(json.dumps(inspect.addresses_and_routes({state['pid']})))")
+    seen = json.loads(subprocess.run(rt.python_command(code), capture_output=True, text=True, check=True,
+                                     env=rt._env(None)).stdout)
+    assert "lo 127.0.0.1/8" in seen["addresses"]
+    if helper == "slirp4netns":
+        assert "tap0 10.0.2.100/24" in seen["addresses"]
+        assert "default via 10.0.2.2 dev tap0" in seen["routes"]
+    else:
+        host = inspect.addresses_and_routes(os.getpid())  # the host's, read the same way
+        host_default = [r for r in host["routes"] if r.startswith("default")]
+        assert [r for r in seen["routes"] if r.startswith("default")] and host_default
+        ours = {a.split()[1] for a in seen["addresses"] if not a.startswith("lo ")}
+        assert ours and ours <= {a.split()[1] for a in host["addresses"]}  # a copy of the host's address
+    rt.run("delete", "-f", container_id, check=True)
+    rt.assert_no_leaks(container_id, bundle=bundle, pids=(state["pid"],))
+
+
+def test_network_flag_adds_the_namespace_runc_templates_lack(rootless_runtime: Runtime) -> None:
+    rt = rootless_runtime
+    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "user")]  # `runc spec --rootless`
+    bundle = rt.bundle(["sh", "-c", "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | sort | tr -d ' '"],
+                       linux={"namespaces": namespaces})
+    result = rt.run("--debug", "run", "--network", "slirp4netns", "--bundle", bundle, rt.new_id())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["lo", "tap0"]
+    assert "tap0 10.0.2.100/24" in result.stderr  # --debug shows the addressing read over netlink

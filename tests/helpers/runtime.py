@@ -65,6 +65,12 @@ class Runtime:
             argv = _HIDE_MEMORY_CGROUP + argv
         return argv
 
+    def python_command(self, code: str) -> list[str]:
+        """The argv that runs Python `code` with the runtime's own interpreter (its venv, where
+        the project is installed), as this runtime's user."""
+        python = os.path.join(os.path.dirname(self.binary), "python")
+        return command_as(self.user, [python, "-c", code])
+
     def _env(self, env: dict[str, str] | None) -> dict[str, str]:
         return clean_env(self.user, env)
 
