@@ -20,25 +20,43 @@ def attach(plan, init_pid: int, state_dir: str, *, userns: bool) -> dict:
     record: dict = {"mode": plan.mode, "ports": [port.describe() for port in plan.ports]}
     if plan.helper is None:
         return record
-    keep_fds: tuple[int, ...] = ()
     if plan.helper == "pasta":
-        from netns import pasta
-        helper = pasta.start(plan, init_pid, state_dir, userns=userns)
-    else:
-        from netns import slirp4netns
-        helper, exit_w = slirp4netns.start(plan, init_pid, state_dir, userns=userns)
-        keep_fds = (exit_w,)
+        return _attach_pasta(plan, init_pid, state_dir, userns, record)
+    return _attach_slirp4netns(plan, init_pid, state_dir, userns, record)
+
+
+def _attach_pasta(plan, init_pid: int, state_dir: str, userns: bool, record: dict) -> dict:
+    """pasta daemonizes and outlives whoever started it: its watcher comes first, so a CLI
+    killed at any moment leaves pasta with an owner. The watcher finds pasta through its pid
+    file once the init dies."""
+    from netns import pasta
+    pid_file = os.path.join(state_dir, pasta.PID_FILE)
+    record.update(helper="pasta", files=[pid_file])
+    record["watcher_pid"] = spawn.start_watcher(init_pid, None, (), [pid_file], helper_pid_file=pid_file)
+    record["watcher_start"] = procfs.start_time(record["watcher_pid"])
+    try:
+        record.update(pasta.start(plan, init_pid, state_dir, userns=userns))
+        record["helper_start"] = procfs.start_time(record["helper_pid"])
+    except BaseException:
+        detach(record)
+        raise
+    return record
+
+
+def _attach_slirp4netns(plan, init_pid: int, state_dir: str, userns: bool, record: dict) -> dict:
+    """slirp4netns exits when its exit fd closes: until the watcher holds that fd, the CLI does,
+    so a CLI killed before the watcher exists takes slirp4netns with it."""
+    from netns import slirp4netns
+    helper, exit_w = slirp4netns.start(plan, init_pid, state_dir, userns=userns)
     record.update(helper)
     record["helper_start"] = procfs.start_time(helper["helper_pid"])
     try:
         try:
-            record["watcher_pid"] = spawn.start_watcher(init_pid, helper["helper_pid"], keep_fds, helper["files"])
+            record["watcher_pid"] = spawn.start_watcher(init_pid, helper["helper_pid"], (exit_w,), helper["files"])
         finally:
-            for fd in keep_fds:
-                os.close(fd)
+            os.close(exit_w)
         record["watcher_start"] = procfs.start_time(record["watcher_pid"])
-        if plan.helper == "slirp4netns" and plan.ports:
-            from netns import slirp4netns
+        if plan.ports:
             slirp4netns.publish(helper["api_socket"], plan.ports)
     except BaseException:
         detach(record)

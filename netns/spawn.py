@@ -113,37 +113,42 @@ def remove(paths: list[str]) -> None:
             pass
 
 
-def start_watcher(init_pid: int, helper_pid: int, keep_fds: tuple[int, ...], files: list[str]) -> int:
-    """Fork the watcher: a tiny process that waits for the container's init or the helper to
+def start_watcher(init_pid: int, helper_pid: int | None, keep_fds: tuple[int, ...], files: list[str],
+                  helper_pid_file: str | None = None) -> int:
+    """Fork the watcher: a tiny process that waits for the container's init (or the helper) to
     exit, then kills the helper and removes its files. It also holds `keep_fds` (slirp4netns's
     exit fd), so the helper learns of its end. Returns its PID.
 
-    The helper does not outlive the container even when nobody runs `delete` (the container
-    exited, or its init was killed): pasta does not exit when its namespace dies."""
+    Without helper_pid (pasta, whose watcher starts first) the helper is read from
+    helper_pid_file when the init is gone. The helper does not outlive the container even when
+    nobody runs `delete` (the container exited, or its init was killed): pasta does not exit
+    when its namespace dies."""
     init_fd = os.pidfd_open(init_pid)
     try:
-        helper_fd = os.pidfd_open(helper_pid)
+        helper_fd = os.pidfd_open(helper_pid) if helper_pid else None
     except OSError:
         os.close(init_fd)
         raise
     pid = os.fork()
     if pid == 0:
         try:
-            _watch(init_fd, helper_fd, keep_fds, files)
+            _watch(init_fd, helper_fd, keep_fds, files, helper_pid_file)
         finally:
             os._exit(0)
     os.close(init_fd)
-    os.close(helper_fd)
+    if helper_fd is not None:
+        os.close(helper_fd)
     return pid
 
 
-def _watch(init_fd: int, helper_fd: int, keep_fds: tuple[int, ...], files: list[str]) -> None:
+def _watch(init_fd: int, helper_fd: int | None, keep_fds: tuple[int, ...], files: list[str],
+           helper_pid_file: str | None) -> None:
     """The watcher, after the fork: imports nothing, holds nothing of the CLI's."""
     os.setsid()
     null = os.open("/dev/null", os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
-    keep = {0, 1, 2, init_fd, helper_fd, *keep_fds}
+    keep = {0, 1, 2, init_fd, *keep_fds} | ({helper_fd} if helper_fd is not None else set())
     for name in os.listdir("/proc/self/fd"):
         if int(name) not in keep:
             try:
@@ -153,17 +158,67 @@ def _watch(init_fd: int, helper_fd: int, keep_fds: tuple[int, ...], files: list[
     for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGQUIT, signal.SIGPIPE):
         signal.signal(signum, signal.SIG_DFL)
     poller = select.poll()
-    poller.register(init_fd, select.POLLIN)
-    poller.register(helper_fd, select.POLLIN)
+    for fd in (init_fd, helper_fd):
+        if fd is not None:
+            poller.register(fd, select.POLLIN)
     while True:
         try:
             poller.poll()
             break
         except InterruptedError:
             continue
-    try:
-        signal.pidfd_send_signal(helper_fd, signal.SIGKILL)
-    except OSError:
-        pass
-    select.select([helper_fd], [], [], 5.0)  # readable once the helper has exited
+    if helper_fd is None and helper_pid_file:
+        # pasta may still be starting (its CLI was killed mid-create): its pid file may not be
+        # written yet, and it may fork while we look. Every process whose command line names
+        # this container's pid file is pasta for this container: kill them until none is left.
+        _kill_processes_naming(helper_pid_file)
+        helper_fd = _pidfd_from_file(helper_pid_file)
+    if helper_fd is not None:
+        try:
+            signal.pidfd_send_signal(helper_fd, signal.SIGKILL)
+        except OSError:
+            pass
+        select.select([helper_fd], [], [], 5.0)  # readable once the helper has exited
     remove(files)
+
+
+def _kill_processes_naming(argument: str, quiet_rounds: int = 5) -> None:
+    """SIGKILL every process with `argument` in its command line, until several rounds in a row
+    (20 ms apart) find none: a process that forks meanwhile is caught in a later round."""
+    wanted = argument.encode()
+    quiet = 0
+    while quiet < quiet_rounds:
+        found = False
+        for name in os.listdir("/proc"):
+            if not name.isdigit() or int(name) == os.getpid():
+                continue
+            try:
+                with open(f"/proc/{name}/cmdline", "rb") as f:
+                    if wanted not in f.read().split(b"\0"):
+                        continue
+                os.kill(int(name), signal.SIGKILL)
+                found = True
+            except OSError:
+                continue
+        quiet = 0 if found else quiet + 1
+        time.sleep(0.02)
+
+
+def _pidfd_from_file(path: str) -> int | None:
+    """A pidfd of the helper named in its pid file, checked by name: a PID that was reused
+    meanwhile by another program is left alone."""
+    try:
+        with open(path) as f:
+            pid = int(f.read().strip())
+        fd = os.pidfd_open(pid)
+    except (OSError, ValueError):
+        return None
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            name = f.read().strip()
+    except OSError:
+        name = ""
+    if not name.startswith(("pasta", "passt")):  # pasta re-executes as passt.avx2 where it can
+        os.close(fd)
+        return None
+    return fd

@@ -351,3 +351,30 @@ def test_network_flag_adds_the_namespace_runc_templates_lack(rootless_runtime: R
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["lo", "tap0"]
     assert "tap0 10.0.2.100/24" in result.stderr  # --debug shows the addressing read over netlink
+
+
+@pytest.mark.parametrize("helper", HELPERS)
+def test_kill_9_of_the_cli_at_any_moment_leaves_no_helper(rootless_runtime: Runtime, helper: str) -> None:
+    """SIGKILL of `create` at a spread of moments (before, during and after the helper starts):
+    the init notices its parent is gone, and the watcher or the exit fd takes the helper down."""
+    rt = rootless_runtime
+    bundle = net_bundle(rt, ["sleep", "600"], helper, f"{free_ports()}:80")
+    for step in range(12):
+        container_id = rt.new_id()
+        proc = rt.popen("create", "--bundle", bundle, container_id, stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL)
+        time.sleep(step * 0.012)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        # Killed after "ack" the container exists (created): delete -f ends it. Killed before,
+        # its init and the helper go by themselves, a moment later.
+        rt.run("delete", "-f", container_id, check=True)
+        deadline = time.monotonic() + 5
+        while rt_processes(container_id) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        rt.assert_no_leaks(container_id, bundle=bundle)
+
+
+def rt_processes(container_id: str) -> list:
+    from helpers import leaks
+    return leaks.processes_mentioning(container_id)
