@@ -137,6 +137,8 @@ def parse_command(command: Command, argv: list[str]) -> Parsed:
     needed = len(command.positionals)
     if command.rest is not None:
         head, parsed.rest = positionals[:needed], positionals[needed:]
+        if parsed.rest[:1] == ["--"]:  # `ps ID -- -o pid,args`: the separator is not an argument
+            parsed.rest = parsed.rest[1:]
         positionals = head
     if len(positionals) < needed:
         missing = command.positionals[len(positionals)]

@@ -46,6 +46,9 @@ COMMANDS = {c.name: c for c in (
     a.Command("delete", "Delete a container and its state.", (
         a.Option(("f", "force"), "force", help="kill the container first if it runs"),
     ), ("id",), aliases=("rm",)),
+    a.Command("ps", "List the host PIDs of a container's processes (runc's ps).", (
+        a.Option(("f", "format"), "format", True, "table", help="table (through ps(1), with PS_ARGS) or json"),
+    ), ("id",), rest="ps_args"),
     a.Command("spec", "Write a config.json template (runc's, with `sh` as the process).", (
         _BUNDLE,
         a.Option(("rootless",), "rootless", help="a template for an unprivileged user"),

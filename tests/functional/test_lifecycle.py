@@ -214,3 +214,25 @@ def test_join_namespaces_by_path(runtime: Runtime) -> None:
     assert uid == "0"
     runtime.run("delete", "-f", first, check=True)
     runtime.assert_no_leaks(first, bundle=first_bundle, pids=(first_pid,))
+
+
+def test_ps_lists_the_container_processes(runtime: Runtime) -> None:
+    bundle = runtime.bundle(["sh", "-c", "sleep 600 & sleep 601 & wait"])
+    container_id = runtime.new_id()
+    runtime.run("run", "-d", "--bundle", bundle, container_id, check=True)
+    init = runtime.state(container_id)["pid"]
+    deadline = time.monotonic() + 10
+    pids: list = []
+    while len(pids) < 3 and time.monotonic() < deadline:
+        pids = json.loads(runtime.run("ps", "--format", "json", container_id, check=True).stdout)
+        time.sleep(0.05)
+    assert len(pids) == 3 and init in pids
+    assert all(os.readlink(f"/proc/{p}/ns/pid") == os.readlink(f"/proc/{init}/ns/pid") for p in pids)
+    table = runtime.run("ps", container_id, "--", "-o", "pid,args", check=True).stdout.splitlines()
+    assert table[0].split() == ["PID", "COMMAND"]
+    assert sorted(int(row.split()[0]) for row in table[1:]) == sorted(pids)
+    assert any("sleep 601" in row for row in table[1:])
+    runtime.run("delete", "-f", container_id, check=True)
+    stopped = runtime.run("ps", container_id)
+    assert stopped.returncode == 1 and "does not exist" in stopped.stderr
+    runtime.assert_no_leaks(container_id, bundle=bundle, pids=tuple(pids))

@@ -80,3 +80,9 @@ def test_main_json_log(tmp_path, capsys):
 
 def test_aliases():
     assert cli.ALIASES["rm"] == "delete" and cli.ALIASES["ls"] == "list"
+
+
+def test_trailing_arguments_keep_their_flags():
+    parsed = parse("ps", ["-f", "json", "x", "-o", "pid"])
+    assert parsed.options["format"] == "json" and parsed.args["id"] == "x" and parsed.rest == ["-o", "pid"]
+    assert parse("ps", ["x", "--", "-ef"]).rest == ["-ef"]

@@ -1,0 +1,38 @@
+"""`ps`: the container's processes as host PIDs. Without cgroups the container's PID namespace
+(or the init's process tree) says which they are (rootless.container.container_pids)."""
+
+from rootless import container, jsonlite, state
+from rootless.errors import RootlessError, UsageError
+
+
+def run(ctx, parsed) -> int:
+    fmt = parsed.options["format"]
+    if fmt not in ("table", "json"):
+        raise UsageError(f"invalid format {fmt!r}: use table or json")
+    cdir = state.ContainerDir(ctx.root, parsed.args["id"])
+    record = cdir.load()
+    if state.status(cdir, record) == "stopped":
+        raise RootlessError(f"container {cdir.id} is not running")
+    pids = container.container_pids(record)
+    if fmt == "json":
+        print(jsonlite.dumps(pids))
+        return 0
+    # As runc does: ps(1) with the caller's arguments (default -ef), rows of our PIDs only.
+    import subprocess
+    argv = ["ps", *(parsed.rest or ["-ef"])]
+    try:
+        output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError) as err:
+        raise RootlessError(f"{' '.join(argv)}: {err}") from None
+    header, rows = output[0], output[1:]
+    try:
+        column = header.split().index("PID")
+    except ValueError:
+        raise RootlessError(f"{' '.join(argv)}: no PID column in its output") from None
+    wanted = set(pids)
+    print(header)
+    for row in rows:
+        fields = row.split()
+        if len(fields) > column and fields[column].isdigit() and int(fields[column]) in wanted:
+            print(row)
+    return 0
