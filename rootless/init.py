@@ -14,7 +14,7 @@ import termios
 
 from netns import loopback
 from rootless import jsonlite as json
-from rootless import process, procattrs, rootfs, seccomp, unixsock
+from rootless import initwait, process, procattrs, rootfs, seccomp, unixsock
 from rootless import syscalls as sc
 from rootless.errors import RootlessError, SyscallError
 
@@ -84,6 +84,10 @@ def _setup(channel, job) -> None:
     socket_module = __import__("socket") if proc.get("terminal") or listener_path else None
     # The seccomp agent's socket is a host path: connect while the host's root is visible.
     agent = _connect_agent(listener_path) if listener_path else None
+    # The wait for `start` is initwait's unless Python has more to do after it (startContainer
+    # hooks), or an LSM label would go to initwait's execve instead of the process's.
+    labelled = proc.get("apparmorProfile") or proc.get("selinuxLabel")
+    waiter = initwait.load() if start_hooks is None and not labelled else None
     rootfs.pivot(job.rootfs, job.no_pivot)
     # 2. The terminal needs the container's devpts, so it comes after the root switch.
     if proc.get("terminal"):
@@ -131,15 +135,14 @@ def _setup(channel, job) -> None:
     channel.send("ready", warnings=warnings, notes=notes)
     channel.expect("ack")
     channel.close()
-    _wait_for_start(job.state_dir_fd, start_hooks)
     # 8. Only stdio, preserved fds and socket-activation fds reach the process.
     keep = 3 + job.preserve_fds + job.listen_fds
-    for fd in range(keep):
-        try:
-            os.set_inheritable(fd, True)
-        except OSError:
-            pass
-    sc.close_range(keep)
+    state_dir_fd = job.state_dir_fd
+    if waiter is not None:
+        state_dir_fd = initwait.exec_waiting(waiter, state_dir_fd, keep, dumpable=not job.may_mknod,
+                                             executable=executable, args=proc["args"], env=env)
+    _wait_for_start(state_dir_fd, start_hooks)
+    process.pass_fds(keep)
     process.reset_signals()
     os.execve(executable, proc["args"], env)
 

@@ -146,6 +146,17 @@ def switch_user(user: dict, keep_caps: bool) -> None:
         os.umask(user["umask"])
 
 
+def pass_fds(count: int, close_from: int | None = None) -> None:
+    """Fds 0..count-1 (those that are open) reach the next program; every fd from close_from
+    (default: count) on is closed."""
+    for fd in range(count):
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            pass
+    sc.close_range(count if close_from is None else close_from)
+
+
 def reset_signals() -> None:
     """Python ignores SIGPIPE and SIGXFSZ and catches SIGINT: the container gets the defaults."""
     for number in range(1, signal.NSIG):

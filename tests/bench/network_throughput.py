@@ -16,42 +16,20 @@ MB/s of R rounds for each and the ratio.
 import argparse
 import json
 import os
-import shutil
 import socket
 import statistics
 import subprocess
 import tempfile
 import time
 
-from common import add_common_options, reexec_as_user
+from common import add_common_options, build_rootfs, reexec_as_user, write_bundle
 
 SERVER = "while true; do nc -l -p 5000 > /dev/null; done"
 
 
 def build_bundle(directory: str, annotations: dict) -> str:
-    rootfs = os.path.join(directory, "rootfs")
-    if not os.path.exists(rootfs):
-        os.makedirs(os.path.join(rootfs, "bin"))
-        shutil.copy("/bin/busybox", os.path.join(rootfs, "bin", "busybox"))
-        for applet in ("sh", "nc", "true"):
-            os.symlink("busybox", os.path.join(rootfs, "bin", applet))
-        for name in ("proc", "sys", "dev", "tmp", "etc"):
-            os.makedirs(os.path.join(rootfs, name), exist_ok=True)
     bundle = os.path.join(directory, "bundle-" + str(len(os.listdir(directory))))
-    os.makedirs(bundle)
-    subprocess.run(["runc", "spec", "--rootless", "-b", bundle], check=True)
-    path = os.path.join(bundle, "config.json")
-    with open(path) as f:
-        config = json.load(f)
-    config["root"]["path"] = rootfs
-    config["process"]["terminal"] = False
-    config["process"]["args"] = ["sh", "-c", SERVER]
-    config["annotations"] = annotations
-    if not any(ns["type"] == "network" for ns in config["linux"]["namespaces"]):
-        config["linux"]["namespaces"].append({"type": "network"})  # runc spec --rootless shares the host's
-    with open(path, "w") as f:
-        json.dump(config, f, indent=2)
-    return bundle
+    return write_bundle(bundle, build_rootfs(directory), ["sh", "-c", SERVER], annotations, network=True)
 
 
 def free_port() -> int:

@@ -10,37 +10,16 @@ Prints the median wall time per container for each and the ratio rootless/runc.
 """
 
 import argparse
-import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-from common import add_common_options, reexec_as_user
+from common import add_common_options, build_rootfs, reexec_as_user, write_bundle
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def build_bundle(directory: str) -> str:
-    rootfs = os.path.join(directory, "rootfs")
-    os.makedirs(os.path.join(rootfs, "bin"))
-    shutil.copy("/bin/busybox", os.path.join(rootfs, "bin", "busybox"))
-    for applet in ("sh", "true"):
-        os.symlink("busybox", os.path.join(rootfs, "bin", applet))
-    for name in ("proc", "sys", "dev", "tmp", "etc"):
-        os.makedirs(os.path.join(rootfs, name), exist_ok=True)
-    subprocess.run(["runc", "spec", "--rootless", "-b", directory], check=True)
-    config_path = os.path.join(directory, "config.json")
-    with open(config_path) as f:
-        config = json.load(f)
-    config["process"]["terminal"] = False
-    config["process"]["args"] = ["/bin/true"]
-    with open(config_path, "w") as f:
-        json.dump(config, f, indent=2)
-    return directory
 
 
 def time_one(argv: list[str], cwd: str) -> float:
@@ -60,7 +39,7 @@ def main() -> None:
     options = parser.parse_args()
     reexec_as_user(options.user, __file__)  # this benchmark is about rootless containers
     with tempfile.TemporaryDirectory(prefix="rootless-bench-", dir="/var/tmp") as directory:
-        bundle = build_bundle(os.path.join(directory, "bundle"))
+        bundle = write_bundle(os.path.join(directory, "bundle"), build_rootfs(directory), ["/bin/true"])
         roots = {name: os.path.join(directory, f"state-{name}") for name in ("rootless", "runc")}
         commands = {
             "rootless": lambda i: [options.rootless_bin, "--root", roots["rootless"], "run", f"b{i}"],
