@@ -146,3 +146,18 @@ def test_notify_without_an_agent_listening_fails_create(runtime: Runtime) -> Non
     seccomp["listenerPath"] = "/nonexistent/agent.sock"
     create_fails(runtime, runtime.bundle(["true"], linux={"seccomp": seccomp}),
                  "seccomp agent", "/nonexistent/agent.sock")
+
+
+def test_profile_refusing_execveat_still_waits_and_starts(runtime: Runtime) -> None:
+    """The created init waits as rootless/initwait, executed from a memfd with execveat; a
+    profile that refuses execveat makes it wait as Python instead, and the container runs."""
+    seccomp = profile({"names": ["execveat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1})
+    bundle = runtime.bundle(["sleep", "600"], linux={"seccomp": seccomp})
+    container_id = runtime.new_id()
+    runtime.run("create", "--bundle", bundle, container_id, check=True)
+    pid = runtime.state(container_id)["pid"]
+    assert not os.readlink(f"/proc/{pid}/exe").startswith("/memfd:")
+    runtime.run("start", container_id, check=True)
+    runtime.wait_for_status(container_id, "running")
+    assert Path(f"/proc/{pid}/cmdline").read_bytes() == b"sleep\x00600\x00"
+    runtime.run("delete", "--force", container_id, check=True)
