@@ -99,3 +99,16 @@ def test_podman_reports_a_missing_command(podman: Podman) -> None:
     result = podman("run", "--rm", "--network", "none", IMAGE, "/no/such/program")
     assert result.returncode == 127, (result.returncode, result.stderr)
     assert "no such file or directory" in result.stderr.lower()
+
+
+def test_podman_run_interactive_terminal(podman: Podman) -> None:
+    """`podman run -it`: conmon passes --console-socket, the runtime sends it the pty master;
+    script(1) gives podman the terminal it asks for."""
+    inner = " ".join([*podman.base, "run", "-it", "--rm", "--network", "none", IMAGE,
+                      "sh", "-c", "'tty; test -t 0 && echo stdin-is-a-tty; read line; echo got:$line; exit 3'"])
+    result = subprocess.run(command_as(podman.user, ["script", "-qec", inner, "/dev/null"]), input="hello\n",
+                            capture_output=True, text=True, timeout=120, env=podman.env, cwd=podman.home)
+    assert result.returncode == 3, (result.returncode, result.stdout, result.stderr)
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    assert "/dev/pts/0" in lines and "stdin-is-a-tty" in lines
+    assert "got:hello" in lines
