@@ -35,6 +35,24 @@ COMMANDS = {c.name: c for c in (
                   a.Option(("d", "detach"), "detach", help="do not wait for the container"),
                   a.Option(("keep",), "keep", help="do not delete the container after it exits"),
               ), ("id",)),
+    a.Command("exec", "Run a process in a running container; wait for it unless --detach.", (
+        a.Option(("p", "process"), "process", True, help="an OCI process JSON file (instead of a command)"),
+        a.Option(("cwd",), "cwd", True, help="working directory of the process"),
+        a.Option(("e", "env"), "env", True, repeat=True, help="KEY=VALUE, added to the container's environment"),
+        a.Option(("u", "user"), "user", True, help="UID[:GID] of the process"),
+        a.Option(("g", "additional-gids"), "additional_gids", True, repeat=True, help="an additional group ID"),
+        a.Option(("c", "cap"), "cap", True, repeat=True, help="a capability to add (CAP_NET_RAW or net_raw)"),
+        a.Option(("no-new-privs",), "no_new_privs", help="set no_new_privs for the process"),
+        a.Option(("t", "tty"), "tty", help="give the process a terminal"),
+        a.Option(("console-socket",), "console_socket", True, help="AF_UNIX socket that receives the pty master"),
+        a.Option(("d", "detach"), "detach", help="do not wait for the process"),
+        a.Option(("pid-file",), "pid_file", True, help="write the process's host PID to this file"),
+        a.Option(("preserve-fds",), "preserve_fds", True, 0, a.non_negative_int, help="pass N more fds (3..3+N-1)"),
+        a.Option(("ignore-paused",), "ignore_paused", help="accepted for runc compatibility (no pause yet)"),
+        a.Option(("apparmor",), "apparmor", True, help="AppArmor profile of the process"),
+        a.Option(("process-label",), "process_label", True, help="SELinux label of the process"),
+        a.Option(("cgroup",), "cgroup", True, repeat=True, help="accepted for runc compatibility; no cgroups yet"),
+    ), ("id",), rest="command"),
     a.Command("state", "Print the OCI state of a container as JSON.", (), ("id",)),
     a.Command("list", "List containers.", (
         a.Option(("f", "format"), "format", True, "table", help="table or json"),
@@ -112,10 +130,18 @@ def main(argv: list[str] | None = None) -> int:
         command = COMMANDS.get(verb)
         if command is None:
             raise UsageError(f"unknown command {rest[0]!r}; see rootless --help")
-        if "-h" in verb_argv or "--help" in verb_argv or values["help"]:
+        if values["help"]:
             print(a.help_text(command))
             return 0
-        parsed = a.parse_command(command, verb_argv)
+        try:
+            parsed = a.parse_command(command, verb_argv)
+        except UsageError:
+            # -h/--help are no flags of the verbs: parsing fails at them, unless they belong to
+            # the command line that exec runs.
+            if "-h" in verb_argv or "--help" in verb_argv:
+                print(a.help_text(command))
+                return 0
+            raise
         from rootless.context import Context, default_root
         ctx = Context(root=values["root"] or default_root(), log=values["log"], log_format=values["log_format"],
                       debug=values["debug"], systemd_cgroup=values["systemd_cgroup"],

@@ -6,15 +6,12 @@ files (rootless.PITFALLS).
 """
 
 import errno
-import fcntl
 import _signal as signal  # the C module: `signal` imports enum (about 3 ms)
 import os
-import struct
-import termios
 
 from netns import loopback
 from rootless import jsonlite as json
-from rootless import initwait, process, procattrs, rootfs, seccomp, unixsock
+from rootless import ctty, initwait, process, procattrs, rootfs, seccomp, unixsock
 from rootless import syscalls as sc
 from rootless.errors import RootlessError, SyscallError
 
@@ -91,7 +88,7 @@ def _setup(channel, job) -> None:
     rootfs.pivot(job.rootfs, job.no_pivot)
     # 2. The terminal needs the container's devpts, so it comes after the root switch.
     if proc.get("terminal"):
-        _setup_terminal(socket_module, job.console_fd, proc.get("consoleSize"))
+        ctty.setup(socket_module, job.console_fd, proc.get("consoleSize"))
     # 3. sysctls need the container's /proc/sys writable: before read-only paths close it. Masked
     #    and read-only paths come last among the mounts: nothing may mount over them later.
     process.apply_sysctls(linux.get("sysctl", {}))
@@ -101,36 +98,11 @@ def _setup(channel, job) -> None:
         sc.sethostname(config["hostname"])
     if config.get("domainname"):
         sc.setdomainname(config["domainname"])
-    # 4. rlimits while still root in the namespace: raising a hard limit needs CAP_SYS_RESOURCE.
-    process.apply_rlimits(proc.get("rlimits", []))
     if not os.path.isdir(cwd):
         os.makedirs(cwd, 0o755, exist_ok=True)
-    # 5. seccomp without noNewPrivileges must load while we still hold CAP_SYS_ADMIN in the
-    #    user namespace; the calls that follow then run under the filter too (runc's order).
-    no_new_privs = bool(proc.get("noNewPrivileges"))
-    if job.seccomp_filter is not None and not no_new_privs:
-        _load_seccomp(job, agent, socket_module)
-    # 6. The user and its capabilities: the bounding set shrinks while we may (CAP_SETPCAP),
-    #    keepcaps carries the permitted set over the uid change.
-    caps = proc.get("capabilities")
-    if caps is not None:
-        process.drop_bounding_set(caps, warnings.append)
-    process.switch_user(proc.get("user", {}), keep_caps=caps is not None)
-    if caps is not None:
-        process.set_capabilities(caps, warnings.append, notes.append)
-    try:
-        os.chdir(cwd)
-    except OSError as err:
-        raise RootlessError(f"chdir to cwd {cwd!r} set in config.json: {err.strerror}") from None
-    env = process.build_env(proc, job.listen_fds)
-    executable = process.find_executable(proc["args"][0], env, cwd)
-    if no_new_privs:
-        sc.set_no_new_privs()
-        # With no_new_privs the filter needs no privilege: load it last, as close to the
-        # container's program as errors can still reach `create`.
-        if job.seccomp_filter is not None:
-            _load_seccomp(job, agent, socket_module)
-    procattrs.apply_exec_labels(proc)  # LSM labels take effect at the execve
+    # 4-6. rlimits, seccomp, user, capabilities, cwd, no_new_privs, labels (process.become).
+    load_filter = (lambda: _load_seccomp(job, agent, socket_module)) if job.seccomp_filter is not None else None
+    executable, env = process.become(proc, load_filter, warnings, notes, job.listen_fds)
     # 7. Ready: the parent records the container, then we wait for `start` on exec.fifo.
     channel.send("ready", warnings=warnings, notes=notes)
     channel.expect("ack")
@@ -222,26 +194,3 @@ _ENDING_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
 
 def _exit_on_signal(signum, _frame) -> None:
     os._exit(128 + signum)
-
-
-def _setup_terminal(socket, console_fd: int | None, size: dict | None) -> None:
-    """A pty from the container's devpts: the master goes to --console-socket (as runc sends it,
-    with SCM_RIGHTS), the slave becomes the process's controlling terminal and stdio."""
-    if console_fd is None:
-        raise RootlessError("process.terminal is true but no --console-socket was given")
-    master, slave = os.openpty()
-    if size:
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size.get("height", 0), size.get("width", 0), 0, 0))
-    try:
-        name = os.ttyname(slave)
-    except OSError:
-        name = "/dev/ptmx"
-    with socket.socket(fileno=console_fd) as console:
-        socket.send_fds(console, [name.encode()], [master])
-    os.close(master)
-    os.setsid()
-    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
-    for target in (0, 1, 2):
-        os.dup2(slave, target)
-    if slave > 2:
-        os.close(slave)

@@ -160,6 +160,7 @@ def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | Non
             from rootless import hooks  # before the fork: the init runs hooks with it too
             hooks.save(cdir.path, job.config["hooks"])
         cdir.make_fifo()
+        cdir.save_config(job.config)
         if job.network is not None and job.network.dns is not None:
             from netns import dns
             dns.write_files(job.network, cdir.path, job.config.get("hostname"))
@@ -169,8 +170,8 @@ def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | Non
             if request.console_socket:
                 job.console_fd = _connect_console(request.console_socket)
         if subreaper:
-            from rootless import syscalls
-            syscalls.set_child_subreaper()
+            from rootless import supervise
+            supervise.adopt_orphans()
         parent, child = protocol.make_pipes()
         pids["stage"] = os.fork()
         if pids["stage"] == 0:

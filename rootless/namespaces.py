@@ -62,3 +62,15 @@ def plan_namespaces(linux: dict, *, privileged: bool, in_initial_userns: bool) -
         raise ConfigError("config.json: linux.uidMappings need a user namespace in linux.namespaces")
     # Otherwise root inside an existing user namespace (podman) with no maps: that namespace serves.
     return NamespacePlan(join, new_user, new_types, auto_user)
+
+
+# The order `exec` joins an existing container's namespaces in: the user namespace first (it
+# owns the others, so joining them needs its capabilities), the mount namespace last.
+JOIN_ORDER = ("user", "ipc", "uts", "network", "cgroup", "pid", "time", "mount")
+
+
+def namespaces_to_join(target: dict, own: dict) -> list[str]:
+    """The types whose namespace differs between a container's process (target) and the caller
+    (own), both {type: inode}. The same namespace is left alone: setns into the caller's own
+    user namespace fails (podman runs the runtime in the user namespace of its containers)."""
+    return [t for t in JOIN_ORDER if target.get(t) is not None and target.get(t) != own.get(t)]

@@ -8,18 +8,9 @@ effect for children only) and exits. See rootless.protocol for the messages.
 
 import os
 
-from rootless import init, namespaces, procattrs
+from rootless import init, namespaces, procattrs, process
 from rootless import syscalls as sc
 from rootless.errors import RootlessError
-
-
-def _become_root() -> None:
-    """uid/gid 0 of the new user namespace, when mapped: the init then owns what it creates."""
-    try:
-        os.setresgid(0, 0, 0)
-        os.setresuid(0, 0, 0)
-    except OSError:
-        pass  # maps without a container root: stay as mapped
 
 
 def run(channel, job) -> None:
@@ -36,12 +27,12 @@ def run(channel, job) -> None:
             finally:
                 os.close(fd)
             if nstype == "user":
-                _become_root()
+                process.become_namespace_root()
         if plan.new_user:
             sc.unshare(sc.CLONE_NEWUSER)
             channel.send("userns", pid=os.getpid())
             channel.expect("mapped")
-            _become_root()
+            process.become_namespace_root()
         if plan.unshare_flags:
             sc.unshare(plan.unshare_flags)
         if job.config["linux"].get("timeOffsets"):

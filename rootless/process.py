@@ -12,7 +12,7 @@ import stat
 import _prctl
 import prctl
 
-from rootless import procfs
+from rootless import procattrs, procfs
 from rootless import syscalls as sc
 from rootless.errors import RootlessError
 
@@ -120,6 +120,16 @@ def set_capabilities(caps: dict, warn, note) -> None:
             note(f"process.capabilities.ambient: {name} not raised (it must be permitted and inheritable): {err}")
 
 
+def become_namespace_root() -> None:
+    """uid/gid 0 of the user namespace just entered, when mapped: what is made then belongs to
+    the container's root."""
+    try:
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    except OSError:
+        pass  # maps without a container root: stay as mapped
+
+
 def switch_user(user: dict, keep_caps: bool) -> None:
     """setgroups, setresgid, setresuid: keepcaps holds the permitted set across the uid change
     so the configured capabilities can still be set after it."""
@@ -146,15 +156,52 @@ def switch_user(user: dict, keep_caps: bool) -> None:
         os.umask(user["umask"])
 
 
-def pass_fds(count: int, close_from: int | None = None) -> None:
+def become(proc: dict, load_seccomp, warnings: list, notes: list, listen_fds: int = 0) -> tuple[str, dict]:
+    """The last steps before execve, shared by the container init and `exec`, in runc's order.
+    load_seccomp: loads the container's filter, or None. Returns the executable and the
+    environment for execve."""
+    # rlimits while still root in the namespace: raising a hard limit needs CAP_SYS_RESOURCE.
+    apply_rlimits(proc.get("rlimits", []))
+    # seccomp without noNewPrivileges must load while we still hold CAP_SYS_ADMIN in the user
+    # namespace; the calls that follow then run under the filter too (runc's order).
+    no_new_privs = bool(proc.get("noNewPrivileges"))
+    if load_seccomp is not None and not no_new_privs:
+        load_seccomp()
+    # The user and its capabilities: the bounding set shrinks while we may (CAP_SETPCAP),
+    # keepcaps carries the permitted set over the uid change.
+    caps = proc.get("capabilities")
+    if caps is not None:
+        drop_bounding_set(caps, warnings.append)
+    switch_user(proc.get("user", {}), keep_caps=caps is not None)
+    if caps is not None:
+        set_capabilities(caps, warnings.append, notes.append)
+    cwd = proc.get("cwd", "/")
+    try:
+        os.chdir(cwd)
+    except OSError as err:
+        raise RootlessError(f"chdir to cwd {cwd!r}: {err.strerror}") from None
+    env = build_env(proc, listen_fds)
+    executable = find_executable(proc["args"][0], env, cwd)
+    if no_new_privs:
+        sc.set_no_new_privs()
+        # With no_new_privs the filter needs no privilege: load it last, as close to the
+        # container's program as errors can still reach the caller.
+        if load_seccomp is not None:
+            load_seccomp()
+    procattrs.apply_exec_labels(proc)  # LSM labels take effect at the execve
+    return executable, env
+
+
+def pass_fds(count: int, close_from: int | None = None, on_exec: bool = False) -> None:
     """Fds 0..count-1 (those that are open) reach the next program; every fd from close_from
-    (default: count) on is closed."""
+    (default: count) on is closed, or with on_exec closed by the execve (so that a pipe that
+    reports errors stays open until the execve succeeds)."""
     for fd in range(count):
         try:
             os.set_inheritable(fd, True)
         except OSError:
             pass
-    sc.close_range(count if close_from is None else close_from)
+    sc.close_range(count if close_from is None else close_from, on_exec=on_exec)
 
 
 def reset_signals() -> None:

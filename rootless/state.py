@@ -16,6 +16,7 @@ from rootless import procfs
 from rootless.errors import ContainerNotFound, RootlessError
 
 STATE_FILE = "state.json"
+CONFIG_FILE = "config.json"
 EXEC_FIFO = "exec.fifo"
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+.-")
 _MAX_ID = 1024
@@ -90,12 +91,26 @@ class ContainerDir:
         except ValueError as err:
             raise RootlessError(f"state of container {self.id} is corrupt ({err}): delete it with `rootless delete -f {self.id}`") from None
 
-    def save(self, state: dict) -> None:
-        final = os.path.join(self.path, STATE_FILE)
+    def save(self, state: dict, name: str = STATE_FILE) -> None:
+        final = os.path.join(self.path, name)
         temporary = final + ".tmp"
         with open(temporary, "w") as f:
             f.write(json.dumps(state))
         os.rename(temporary, final)
+
+    def save_config(self, config: dict) -> None:
+        """config.json as the container was created from it (with the flags' annotations):
+        `exec` takes the process's defaults and security settings from it, whatever happens
+        to the bundle later."""
+        self.save(config, CONFIG_FILE)
+
+    def load_config(self) -> dict:
+        try:
+            with open(os.path.join(self.path, CONFIG_FILE)) as f:
+                return json.loads(f.read())
+        except FileNotFoundError:
+            raise RootlessError(f"container {self.id} has no saved config.json: it was created by "
+                                "an older rootless; recreate it") from None
 
     def remove(self) -> None:
         """Remove the directory and what it holds (flat: the runtime makes no subdirectories)."""
@@ -134,12 +149,15 @@ def list_ids(root: str) -> list[str]:
 def write_pid_file(path: str, pid: int) -> None:
     """runc's pid file: host PID, no newline, written atomically."""
     temporary = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
-        os.write(fd, str(pid).encode())
-    finally:
-        os.close(fd)
-    os.rename(temporary, path)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, str(pid).encode())
+        finally:
+            os.close(fd)
+        os.rename(temporary, path)
+    except OSError as err:
+        raise RootlessError(f"write the pid file {path}: {err.strerror}") from None
 
 
 def oci_state(cdir: ContainerDir, state: dict) -> dict:

@@ -164,13 +164,20 @@ def mount_setattr_recursive(fd: int, attr_set: int, attr_clr: int, *, shown: str
     _check(result, "mount_setattr", shown)
 
 
-def close_range(first: int, last: int = 0xFFFFFFFF) -> None:
-    if _libc.syscall(_NR["close_range"], first, last, 0) < 0:
+CLOSE_RANGE_CLOEXEC = 4
+
+
+def close_range(first: int, last: int = 0xFFFFFFFF, on_exec: bool = False) -> None:
+    """Close fds first..last; with on_exec, mark them close-on-exec instead."""
+    if _libc.syscall(_NR["close_range"], first, last, CLOSE_RANGE_CLOEXEC if on_exec else 0) < 0:
         # Kernels before 5.9: fall back to closing what /proc/self/fd lists.
         for name in os.listdir("/proc/self/fd"):
-            if int(name) >= first:
+            if first <= int(name) <= last:
                 try:
-                    os.close(int(name))
+                    if on_exec:
+                        os.set_inheritable(int(name), False)
+                    else:
+                        os.close(int(name))
                 except OSError:
                     pass
 

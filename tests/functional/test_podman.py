@@ -112,3 +112,23 @@ def test_podman_run_interactive_terminal(podman: Podman) -> None:
     lines = [line.strip() for line in result.stdout.splitlines()]
     assert "/dev/pts/0" in lines and "stdin-is-a-tty" in lines
     assert "got:hello" in lines
+
+
+def test_podman_exec(podman: Podman) -> None:
+    """conmon runs `exec --detach --pid-file F --process FILE` and keeps the exit status."""
+    name = f"rootless-exec-{os.getpid()}"
+    podman("run", "-d", "--name", name, "--network", "none", IMAGE, "sleep", "600", check=True)
+    try:
+        result = podman("exec", "-e", "FROM_EXEC=yes", name, "sh", "-c",
+                        "echo $FROM_EXEC; cat /proc/1/cmdline | tr '\\0' ' '; echo; exit 5")
+        assert result.returncode == 5, result.stderr
+        assert result.stdout.splitlines() == ["yes", "sleep 600 "]
+        missing = podman("exec", name, "/no/such/program")
+        assert missing.returncode == 127, (missing.returncode, missing.stderr)
+        inner = " ".join([*podman.base, "exec", "-it", name, "sh", "-c", "'tty; exit 4'"])
+        tty = subprocess.run(command_as(podman.user, ["script", "-qec", inner, "/dev/null"]), capture_output=True,
+                             text=True, timeout=120, env=podman.env, cwd=podman.home, stdin=subprocess.DEVNULL)
+        assert tty.returncode == 4, (tty.stdout, tty.stderr)
+        assert "/dev/pts/" in tty.stdout
+    finally:
+        podman("rm", "--force", "--time", "0", name)

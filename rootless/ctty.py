@@ -1,0 +1,32 @@
+"""The container process's controlling terminal: a pty from the container's devpts, its master
+sent over a console socket (as runc sends it, with SCM_RIGHTS), its slave as stdio. Used by the
+container init and by `exec -t`, after they have entered the container's mount namespace."""
+
+import fcntl
+import os
+import struct
+import termios
+
+from rootless.errors import RootlessError
+
+
+def setup(socket, console_fd: int | None, size: dict | None) -> None:
+    """socket: the socket module, imported by the caller while the host's files were reachable."""
+    if console_fd is None:
+        raise RootlessError("process.terminal is true but no --console-socket was given")
+    master, slave = os.openpty()
+    if size:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size.get("height", 0), size.get("width", 0), 0, 0))
+    try:
+        name = os.ttyname(slave)
+    except OSError:
+        name = "/dev/ptmx"
+    with socket.socket(fileno=console_fd) as console:
+        socket.send_fds(console, [name.encode()], [master])
+    os.close(master)
+    os.setsid()
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    for target in (0, 1, 2):
+        os.dup2(slave, target)
+    if slave > 2:
+        os.close(slave)

@@ -1,0 +1,70 @@
+"""`exec`, the child's side: joins the namespaces of a container's init (the user namespace
+first), enters its root, forks the process (a PID namespace takes effect for children only),
+reports the process's host PID and exits. The process becomes what the container's config says
+(rootless.process.become) and executes the command.
+
+Messages to the CLI process, on the pipe of rootless.protocol (one JSON object per line):
+  the stage:   {"type": "pid", "pid": P}     P as the caller sees it: fork's return value here,
+                                             where our own PID namespace is still the caller's
+  the process: {"type": "warnings", "warnings": [...]} when there are any, then nothing: the
+               execve closes the pipe (close-on-exec), which tells the CLI it succeeded
+  either:      {"type": "error", "msg": "..."} and exit
+"""
+
+import os
+
+from rootless import ctty, namespaces, procattrs, process, seccomp
+from rootless import syscalls as sc
+from rootless.errors import RootlessError
+
+
+def run(channel, job) -> None:
+    """Never returns."""
+    try:
+        for nstype, fd in job.namespace_fds:
+            sc.setns(fd, namespaces.FLAGS[nstype], f"/proc/{job.init_pid}/ns/{namespaces.PROC_NAMES[nstype]}")
+            if nstype == "user":
+                process.become_namespace_root()
+        # The init's root, not the mount namespace's: with --no-pivot the container's root is
+        # a mount moved over the namespace's own root, which setns would leave us under.
+        os.fchdir(job.root_fd)
+        os.chroot(".")
+        pid = os.fork()
+        if pid == 0:
+            _process(channel, job)
+        channel.send("pid", pid=pid)
+        os._exit(0)
+    except RootlessError as err:
+        channel.send("error", msg=err.message)
+    except OSError as err:
+        channel.send("error", msg=f"exec: join the container: {err.strerror or err}")
+    except Exception as err:  # still one line for the user
+        channel.send("error", msg=f"exec: {type(err).__name__}: {err}")
+    os._exit(1)
+
+
+def _process(channel, job) -> None:
+    proc = job.process
+    try:
+        if proc.get("terminal"):
+            ctty.setup(job.socket_module, job.console_fd, proc.get("consoleSize"))
+        if "oomScoreAdj" in proc:
+            process.set_oom_score_adj(proc["oomScoreAdj"])
+        procattrs.apply_process({"process": proc, "linux": job.linux})
+        warnings: list[str] = []
+        load_filter = (lambda: seccomp.load(job.seccomp_filter)) if job.seccomp_filter is not None else None
+        executable, env = process.become(proc, load_filter, warnings, [])
+        if warnings:
+            channel.send("warnings", warnings=warnings)
+        # The protocol pipe closes at the execve, as every fd from here on does.
+        process.pass_fds(3 + job.preserve_fds, on_exec=True)
+        process.reset_signals()
+        os.execve(executable, proc["args"], env)
+    except RootlessError as err:
+        channel.send("error", msg=err.message)
+    except OSError as err:
+        where = f" `{err.filename}`" if err.filename else ""
+        channel.send("error", msg=f"exec: {err.strerror or err}{where}")
+    except Exception as err:
+        channel.send("error", msg=f"exec: {type(err).__name__}: {err}")
+    os._exit(127)
