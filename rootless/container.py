@@ -26,13 +26,22 @@ def signal_number(text: str) -> int:
     return int(number)
 
 
-def start(cdir: state.ContainerDir, record: dict) -> None:
+def start(cdir: state.ContainerDir, record: dict, notify_to: str | None = None):
     """Release the init waiting on exec.fifo (see rootless.protocol), then run the poststart
     hooks. A failing poststart hook is an error and stops the container (runtime.md, lifecycle
-    step 9); `delete` then runs the poststop hooks."""
+    step 9); `delete` then runs the poststop hooks.
+
+    notify_to: the caller's NOTIFY_SOCKET. For a container created with one, the socket the
+    container notifies is bound before the release and returned, for
+    rootless.notify.relay_until_ready (after the lock is released: a `kill` must not wait for
+    READY=1). Otherwise returns None."""
     current = state.status(cdir, record)
     if current != "created":
         raise RootlessError(f"cannot start container {cdir.id}: it is {current}, not created")
+    listener = None
+    if notify_to and record.get("notify"):
+        from rootless import notify
+        listener = notify.listen(cdir.path)
     # Non-blocking open: the reader never waits for a writer. Linux reports no hang-up on a fifo
     # that never had a writer, so poll waits until the init writes, while we watch the init.
     fd = os.open(cdir.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -58,6 +67,7 @@ def start(cdir: state.ContainerDir, record: dict) -> None:
     except RootlessError as err:
         _kill_all(record)
         raise RootlessError(f"cannot start container {cdir.id}: {err.message} (the container was stopped)") from None
+    return listener
 
 
 def _run_hooks(cdir: state.ContainerDir, record: dict, kind: str, status: str, warn=None) -> None:

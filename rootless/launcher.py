@@ -102,6 +102,11 @@ def prepare(ctx, request: Request) -> InitJob:
         for warning in idmaps.warnings:
             ctx.warn(warning)
     network = _plan_network(ctx, config, ns_plan)
+    notify_socket = os.environ.get("NOTIFY_SOCKET")
+    if notify_socket:
+        from rootless import notify
+        mount_plan += notify.plan_mounts(os.path.join(os.path.abspath(ctx.root), request.container_id))
+        config["process"]["env"] = config["process"].get("env", []) + [f"NOTIFY_SOCKET={notify.CONTAINER_SOCKET}"]
     if network is not None and network.dns is not None:
         from netns import dns
         mount_plan += dns.plan_mounts(os.path.join(os.path.abspath(ctx.root), request.container_id))
@@ -110,7 +115,7 @@ def prepare(ctx, request: Request) -> InitJob:
         container_id=request.container_id, config=config, bundle=bundle.path, rootfs=bundle.rootfs,
         ns_plan=ns_plan, idmaps=idmaps, mount_plan=mount_plan, no_pivot=request.no_pivot,
         no_new_keyring=request.no_new_keyring, preserve_fds=request.preserve_fds,
-        listen_fds=_listen_fds(os.environ), terminal=terminal,
+        listen_fds=_listen_fds(os.environ), terminal=terminal, notify=bool(notify_socket),
         # mknod works for real root only; in any user namespace /dev nodes are bind mounts.
         may_mknod=privileged and initial_userns and not ns_plan.new_user,
         rootless=not privileged or not initial_userns,
@@ -161,6 +166,9 @@ def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | Non
             hooks.save(cdir.path, job.config["hooks"])
         cdir.make_fifo()
         cdir.save_config(job.config)
+        if job.notify:
+            from rootless import notify
+            notify.make_directory(cdir.path)
         if job.network is not None and job.network.dns is not None:
             from netns import dns
             dns.write_files(job.network, cdir.path, job.config.get("hostname"))
@@ -206,6 +214,8 @@ def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | Non
         }
         if network is not None:
             record["network"] = network
+        if job.notify:
+            record["notify"] = True
         cdir.save(record)
         if request.pid_file:
             state.write_pid_file(request.pid_file, init_pid)

@@ -113,20 +113,28 @@ class ContainerDir:
                                 "an older rootless; recreate it") from None
 
     def remove(self) -> None:
-        """Remove the directory and what it holds (flat: the runtime makes no subdirectories)."""
+        """Remove the directory and what it holds (files, and directories of files: the
+        notify directory)."""
+        _remove_tree(self.path, depth=1)
+
+
+def _remove_tree(path: str, depth: int) -> None:
+    try:
+        names = os.listdir(path)
+    except FileNotFoundError:
+        return
+    for name in names:
         try:
-            names = os.listdir(self.path)
-        except FileNotFoundError:
-            return
-        for name in names:
-            try:
-                os.unlink(os.path.join(self.path, name))
-            except FileNotFoundError:
-                pass
-        try:
-            os.rmdir(self.path)
+            os.unlink(os.path.join(path, name))
         except FileNotFoundError:
             pass
+        except IsADirectoryError:
+            if depth > 0:
+                _remove_tree(os.path.join(path, name), depth - 1)
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
 
 
 def status(cdir: ContainerDir, state: dict) -> str:

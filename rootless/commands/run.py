@@ -26,7 +26,11 @@ def run(ctx, parsed) -> int:
             master = console.receive_pty(local_console)
             local_console.close()
         with cdir:
-            container.start(cdir, record)
+            listener = container.start(cdir, record, os.environ.get("NOTIFY_SOCKET"))
+        if listener is not None:
+            # As `start`: back once READY=1 has been relayed (or the container has exited).
+            from rootless import notify
+            notify.relay_until_ready(listener, record, os.environ["NOTIFY_SOCKET"])
     except BaseException:
         with cdir:
             container.delete(cdir, record, force=True, warn=ctx.warn)
