@@ -24,6 +24,9 @@ _CONTAINER_SETUP = (
     a.Option(("p", "publish"), "publish", True, repeat=True,
              help="[hostip:]hostport:containerport[/tcp|udp], repeatable (annotation rootless.ports)"),
     a.Option(("dns",), "dns", True, help="auto or name servers, comma-separated (annotation rootless.dns)"),
+    a.Option(("shim",), "shim", help="hand the container to a shim that keeps its stdio, log and exit code"),
+    a.Option(("shim-log",), "shim_log", True, help="the shim's log file (default: STATE/ID/ctr.log)"),
+    a.Option(("shim-log-format",), "shim_log_format", True, "k8s-file", help="k8s-file or json-lines"),
 )
 
 COMMANDS = {c.name: c for c in (
@@ -34,6 +37,7 @@ COMMANDS = {c.name: c for c in (
               _CONTAINER_SETUP + (
                   a.Option(("d", "detach"), "detach", help="do not wait for the container"),
                   a.Option(("keep",), "keep", help="do not delete the container after it exits"),
+                  a.Option(("rm",), "rm", help="with --shim: the shim deletes the container once it exits"),
               ), ("id",)),
     a.Command("exec", "Run a process in a running container; wait for it unless --detach.", (
         a.Option(("p", "process"), "process", True, help="an OCI process JSON file (instead of a command)"),
@@ -64,6 +68,13 @@ COMMANDS = {c.name: c for c in (
     a.Command("delete", "Delete a container and its state.", (
         a.Option(("f", "force"), "force", help="kill the container first if it runs"),
     ), ("id",), aliases=("rm",)),
+    a.Command("logs", "Print the output of a shim-managed container.", (
+        a.Option(("f", "follow"), "follow", help="keep printing until the container exits"),
+    ), ("id",)),
+    a.Command("attach", "Attach to a shim-managed container: its output, and your input.", (
+        a.Option(("no-stdin",), "no_stdin", help="do not pass input on"),
+    ), ("id",)),
+    a.Command("wait", "Wait for a shim-managed container to exit; print its exit code.", (), ("id",)),
     a.Command("ps", "List the host PIDs of a container's processes (runc's ps).", (
         a.Option(("f", "format"), "format", True, "table", help="table (through ps(1), with PS_ARGS) or json"),
     ), ("id",), rest="ps_args"),

@@ -131,5 +131,22 @@ def delete(cdir: state.ContainerDir, record: dict, force: bool, warn=None) -> No
     if record.get("network"):
         from netns import attach
         attach.detach(record["network"])
+    shim = record.get("shim")
+    if shim and shim["pid"] != os.getpid():
+        _wait_for_shim(shim)
     _run_hooks(cdir, record, "poststop", "stopped", warn)
     cdir.remove()
+
+
+def _wait_for_shim(shim: dict, timeout: float = 5.0) -> None:
+    """The shim records the exit and tells its clients once the init is gone; delete leaves no
+    shim behind, so it waits for that, and kills a shim that does not finish."""
+    deadline = time.monotonic() + timeout
+    while procfs.is_alive(shim["pid"], shim.get("pid_start")):
+        if time.monotonic() > deadline:
+            try:
+                os.kill(shim["pid"], signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            return
+        time.sleep(0.01)

@@ -35,6 +35,7 @@ class Request:
         self.preserve_fds = preserve_fds
         self.console_fd = console_fd        # a connected socket given by `run` instead of a path
         self.annotations = annotations or {}  # set by flags (--network...), over config.json's
+        self.record_extra: dict = {}          # more for state.json (the shim's whereabouts)
 
 
 def _listen_fds(env) -> int:
@@ -216,6 +217,7 @@ def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | Non
             record["network"] = network
         if job.notify:
             record["notify"] = True
+        record.update(request.record_extra)
         cdir.save(record)
         if request.pid_file:
             state.write_pid_file(request.pid_file, init_pid)

@@ -15,7 +15,7 @@ socket is imported only here, and this module only when NOTIFY_SOCKET is set.
 import os
 import socket
 
-from rootless import mounts, procfs
+from rootless import mounts, procfs, unixsock
 from rootless import syscalls as sc
 
 DIRECTORY = "notify"              # in the state directory
@@ -45,12 +45,7 @@ def listen(state_dir: str) -> socket.socket:
     except FileNotFoundError:
         pass
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-    # sun_path holds 108 bytes and state directories can be deep: bind through the directory.
-    directory = os.open(os.path.dirname(path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        sock.bind(f"/proc/self/fd/{directory}/{SOCKET_NAME}")
-    finally:
-        os.close(directory)
+    unixsock.via_short_path(path, sock.bind)
     os.chmod(path, 0o777)  # any user of the container may notify
     return sock
 

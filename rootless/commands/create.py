@@ -15,5 +15,16 @@ def request_from(parsed) -> launcher.Request:
 
 
 def run(ctx, parsed) -> int:
-    launcher.create(ctx, request_from(parsed))
+    request = request_from(parsed)
+    if parsed.options["shim"]:
+        spawn_shim(ctx, request, parsed.options, remove=False)
+    else:
+        launcher.create(ctx, request)
     return 0
+
+
+def spawn_shim(ctx, request, options, remove: bool) -> int:
+    """create through a shim (rootless.shim); returns the init's PID."""
+    from rootless import shim_launch
+    return shim_launch.spawn(ctx, request, log_path=options["shim_log"], log_format=options["shim_log_format"],
+                             remove=remove)

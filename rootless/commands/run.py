@@ -1,11 +1,19 @@
 import os
 
-from rootless import container, launcher, supervise
-from rootless.commands.create import request_from
+from rootless import container, launcher, state, supervise
+from rootless.commands.create import request_from, spawn_shim
 
 
 def run(ctx, parsed) -> int:
     request = request_from(parsed)
+    if parsed.options["shim"]:
+        # The shim keeps the container: `run --shim` is detached, and logs/attach/wait follow.
+        spawn_shim(ctx, request, parsed.options, remove=parsed.options["rm"])
+        cdir = state.ContainerDir(ctx.root, request.container_id)
+        with cdir:
+            record = cdir.load()
+        _start(ctx, cdir, record)
+        return 0
     detach = parsed.options["detach"]
     job = launcher.prepare(ctx, request)
     local_console = None
@@ -19,22 +27,16 @@ def run(ctx, parsed) -> int:
     finally:
         if request.console_fd is not None:
             os.close(request.console_fd)
-    try:
-        master = None
-        if local_console is not None:
-            from rootless import console
+    master = None
+    if local_console is not None:
+        from rootless import console
+        try:
             master = console.receive_pty(local_console)
-            local_console.close()
-        with cdir:
-            listener = container.start(cdir, record, os.environ.get("NOTIFY_SOCKET"))
-        if listener is not None:
-            # As `start`: back once READY=1 has been relayed (or the container has exited).
-            from rootless import notify
-            notify.relay_until_ready(listener, record, os.environ["NOTIFY_SOCKET"])
-    except BaseException:
-        with cdir:
-            container.delete(cdir, record, force=True, warn=ctx.warn)
-        raise
+        except BaseException:
+            _delete(ctx, cdir, record)
+            raise
+        local_console.close()
+    _start(ctx, cdir, record)
     if detach:
         return 0
     supervise.forward_signals(record["pid"])
@@ -43,6 +45,24 @@ def run(ctx, parsed) -> int:
         console.proxy(master)
     status = supervise.wait_exit_code(record["pid"])
     if not parsed.options["keep"]:
-        with cdir:
-            container.delete(cdir, record, force=True, warn=ctx.warn)
+        _delete(ctx, cdir, record)
     return status
+
+
+def _start(ctx, cdir: state.ContainerDir, record: dict) -> None:
+    """start, and with NOTIFY_SOCKET back once READY=1 has been relayed (or the container has
+    exited); on failure the container is deleted."""
+    try:
+        with cdir:
+            listener = container.start(cdir, record, os.environ.get("NOTIFY_SOCKET"))
+        if listener is not None:
+            from rootless import notify
+            notify.relay_until_ready(listener, record, os.environ["NOTIFY_SOCKET"])
+    except BaseException:
+        _delete(ctx, cdir, record)
+        raise
+
+
+def _delete(ctx, cdir: state.ContainerDir, record: dict) -> None:
+    with cdir:
+        container.delete(cdir, record, force=True, warn=ctx.warn)

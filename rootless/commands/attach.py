@@ -1,0 +1,70 @@
+import os
+import select
+import sys
+
+from rootless import attachproto as proto
+from rootless import shim_client, unixsock
+
+
+def run(ctx, parsed) -> int:
+    shimmed = shim_client.ShimmedContainer(ctx.root, parsed.args["id"])
+    if not shimmed.shim_alive():
+        return shimmed.wait_exit()["exit_code"]  # it has exited: only its exit code is left
+    sock = unixsock.connect(os.path.join(shimmed.path, proto.SOCKET_NAME), f"the shim of container {shimmed.id}")
+    stdin = None if parsed.options["no_stdin"] else 0
+    saved = None
+    if stdin is not None and os.isatty(stdin):
+        import termios
+        import tty
+        saved = termios.tcgetattr(stdin)
+        tty.setraw(stdin)
+        _send_size(sock, stdin)
+        import signal
+        signal.signal(signal.SIGWINCH, lambda *_: _send_size(sock, stdin))
+    try:
+        return _relay(sock, stdin)
+    finally:
+        if saved is not None:
+            import termios
+            termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
+
+
+def _relay(sock, stdin: int | None) -> int:
+    outputs = {proto.STDOUT: 1, proto.STDERR: 2}
+    watched = [sock] + ([stdin] if stdin is not None else [])
+    buffer = b""
+    while True:
+        try:
+            readable, _, _ = select.select(watched, [], [])
+        except InterruptedError:
+            continue
+        if stdin in readable:
+            data = os.read(stdin, 65536)
+            if data:
+                sock.sendall(proto.frame(proto.STDIN, data))
+            else:
+                sock.sendall(proto.frame(proto.CLOSE_STDIN))
+                watched.remove(stdin)
+        if sock in readable:
+            data = sock.recv(65536)
+            if not data:
+                return 255  # the shim went away without an exit code
+            frames, buffer = proto.split_frames(buffer + data)
+            for kind, payload in frames:
+                if kind in outputs:
+                    _write_all(outputs[kind], payload)
+                elif kind == proto.EXIT:
+                    return int(payload)
+
+
+def _send_size(sock, tty_fd: int) -> None:
+    size = os.get_terminal_size(tty_fd)
+    try:
+        sock.sendall(proto.frame(proto.RESIZE, f"{size.lines} {size.columns}".encode()))
+    except OSError:
+        pass
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data):]

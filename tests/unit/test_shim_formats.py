@@ -1,0 +1,43 @@
+"""The shim's log lines and its client frames (rootless.logformat, rootless.attachproto)."""
+
+import json
+import re
+
+from rootless import attachproto, logformat
+
+
+def test_k8s_file_lines_full_and_partial() -> None:
+    out = logformat.format_output("stdout", b"one\ntwo\nthr", "k8s-file", "T")
+    assert out == b"T stdout F one\nT stdout F two\nT stdout P thr\n"
+    assert logformat.format_output("stderr", b"\n", "k8s-file", "T") == b"T stderr F \n"
+    assert logformat.format_output("stdout", b"", "k8s-file", "T") == b""
+
+
+def test_json_lines_keep_the_newline_of_full_lines() -> None:
+    lines = logformat.format_output("stderr", "ä\npart".encode(), "json-lines", "T").splitlines()
+    assert [json.loads(line) for line in lines] == [{"time": "T", "stream": "stderr", "log": "ä\n"},
+                                                    {"time": "T", "stream": "stderr", "log": "part"}]
+
+
+def test_parse_gives_back_what_was_written() -> None:
+    for log_format in logformat.FORMATS:
+        written = b"a b c\n\nlast"
+        lines = logformat.format_output("stdout", written, log_format, "T").splitlines(keepends=True)
+        parsed = [logformat.parse_line(line, log_format) for line in lines]
+        assert {stream for stream, _ in parsed} == {"stdout"}
+        assert b"".join(output for _, output in parsed) == written
+
+
+def test_timestamps_are_rfc3339_with_nanoseconds() -> None:
+    assert logformat.timestamp(1_700_000_000_123_456_789) == "2023-11-14T22:13:20.123456789Z"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z", logformat.timestamp())
+
+
+def test_frames_split_across_reads() -> None:
+    stream = attachproto.frame(attachproto.STDIN, b"hello") + attachproto.frame(attachproto.RESIZE, b"24 80") + \
+        attachproto.frame(attachproto.CLOSE_STDIN)
+    frames, rest = attachproto.split_frames(stream[:7])
+    assert frames == [] and rest == stream[:7]
+    frames, rest = attachproto.split_frames(rest + stream[7:])
+    assert frames == [(attachproto.STDIN, b"hello"), (attachproto.RESIZE, b"24 80"), (attachproto.CLOSE_STDIN, b"")]
+    assert rest == b""
