@@ -3,14 +3,17 @@
 import array
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import termios
 import threading
 import time
 from pathlib import Path
 
 from helpers.runtime import Runtime
+from helpers.terminal import HeldTerminal
 
 
 def run_with_fds(runtime: Runtime, fds: dict[int, int], args: list[str], prelude: str = "") -> subprocess.CompletedProcess:
@@ -133,3 +136,24 @@ def test_foreground_run_with_a_terminal(runtime: Runtime) -> None:
     result = runtime.run("run", "--bundle", bundle, runtime.new_id())
     assert result.returncode == 4, result.stderr
     assert "/dev/pts/0" in result.stdout
+
+
+def test_foreground_run_uses_the_callers_terminal(runtime: Runtime) -> None:
+    """The caller's terminal: raw while the container runs, its size copied to the pty at start
+    and on SIGWINCH, its settings restored afterwards."""
+    terminal = HeldTerminal(31, 97)
+    before = termios.tcgetattr(terminal.slave)
+    bundle = runtime.bundle(["sh", "-c", "stty size; read line; stty size; exit 6"], terminal=True)
+    run = subprocess.Popen(runtime.command("run", "--bundle", bundle, runtime.new_id()), stdin=terminal.slave,
+                           stdout=terminal.slave, stderr=terminal.slave, env=runtime._env(None),
+                           cwd=runtime.work_dir, start_new_session=True)
+    assert terminal.read_until(b"31 97"), terminal.seen
+    assert not termios.tcgetattr(terminal.slave)[3] & termios.ECHO  # raw: the container's pty echoes, not ours
+    terminal.resize(40, 120)
+    os.killpg(run.pid, signal.SIGWINCH)  # as the kernel does for the terminal's foreground group
+    time.sleep(0.3)
+    os.write(terminal.master, b"go\r")
+    assert terminal.read_until(b"40 120"), terminal.seen
+    assert run.wait(timeout=20) == 6
+    assert termios.tcgetattr(terminal.slave) == before
+    terminal.close()

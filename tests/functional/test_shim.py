@@ -1,21 +1,18 @@
 """The shim (`--shim`): it keeps a container's stdio, log and exit code while no CLI runs, and
 serves `logs`, `attach` and `wait`."""
 
-import fcntl
 import json
 import os
-import pty
 import re
 import signal
-import struct
 import subprocess
-import termios
 import time
 from pathlib import Path
 
 import pytest
 
 from helpers.runtime import Runtime
+from helpers.terminal import HeldTerminal
 
 LINES = 40
 # Numbered lines on both streams for about two seconds, then exit 7.
@@ -102,33 +99,19 @@ def test_attach_to_a_terminal_with_resize(runtime: Runtime) -> None:
     bundle = runtime.bundle(["sh", "-c", "read line; stty size; read line; stty size; exit 4"], terminal=True)
     container_id = runtime.new_id()
     runtime.run("run", "--shim", "--bundle", bundle, container_id, check=True)
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 31, 97, 0, 0))
-    attach = subprocess.Popen(runtime.command("attach", container_id), stdin=slave, stdout=slave, stderr=slave,
-                              env=runtime._env(None), start_new_session=True)
-    os.close(slave)
-    seen = b""
-
-    def read_until(text: bytes) -> bool:
-        nonlocal seen
-        deadline = time.monotonic() + 20
-        while text not in seen and time.monotonic() < deadline:
-            try:
-                seen += os.read(master, 4096)
-            except OSError:
-                break
-        return text in seen
-
+    terminal = HeldTerminal(31, 97)
+    attach = subprocess.Popen(runtime.command("attach", container_id), stdin=terminal.slave, stdout=terminal.slave,
+                              stderr=terminal.slave, env=runtime._env(None), start_new_session=True)
     time.sleep(0.5)
-    os.write(master, b"go\r")
-    assert read_until(b"31 97"), seen
-    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    os.write(terminal.master, b"go\r")
+    assert terminal.read_until(b"31 97"), terminal.seen
+    terminal.resize(40, 120)
     os.killpg(attach.pid, signal.SIGWINCH)
     time.sleep(0.5)
-    os.write(master, b"again\r")
-    assert read_until(b"40 120"), seen
+    os.write(terminal.master, b"again\r")
+    assert terminal.read_until(b"40 120"), terminal.seen
     assert attach.wait(timeout=20) == 4
-    os.close(master)
+    terminal.close()
     runtime.run("delete", container_id, check=True)
 
 
