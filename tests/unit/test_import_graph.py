@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("typer", "click", "pyroute2", "dbus", "jeepney", "dbus_next", "asyncio", "pyseccomp", "seccomp",
          "subprocess", "jsonschema", "dataclasses")
-LIFECYCLE = ("create", "start", "run", "state", "kill", "delete", "list")
+LIFECYCLE = ("create", "start", "run", "state", "kill", "delete", "list", "exec", "ps", "wait", "logs")
 
 
 @pytest.mark.parametrize("verb", LIFECYCLE)
@@ -28,3 +28,22 @@ def test_lifecycle_path_stays_light(verb: str) -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "", f"{verb} imports {result.stdout.strip()}"
+
+
+def test_the_shim_imports_almost_nothing() -> None:
+    """The shim's memory counts for every running container: it loads no module that the
+    interpreter does not need, in a fresh interpreter without site, as rootless.shim_launch
+    starts it."""
+    import importlib.util
+    prctl_folder = str(Path(importlib.util.find_spec("_prctl").origin).parent)  # the venv's site-packages
+    code = (
+        "import sys\n"
+        f"sys.path[:0] = [{str(ROOT)!r}, {prctl_folder!r}]\n"
+        "before = set(sys.modules)\n"
+        "import rootless.shim\n"
+        "print(','.join(sorted(m for m in set(sys.modules) - before if not m.startswith('rootless'))))\n"
+    )
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True)
+    os_itself = {"os", "os.path", "posixpath", "genericpath", "stat", "_stat", "_collections_abc"}  # site loads them
+    assert set(result.stdout.strip().split(",")) <= os_itself | {"select", "_socket", "_prctl", "time", "_json",
+                                                                 "_struct", "struct"}, result.stdout
