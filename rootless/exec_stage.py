@@ -25,8 +25,9 @@ def run(channel, job) -> None:
             sc.setns(fd, namespaces.FLAGS[nstype], f"/proc/{job.init_pid}/ns/{namespaces.PROC_NAMES[nstype]}")
             if nstype == "user":
                 process.become_namespace_root()
-        # The init's root, not the mount namespace's: with --no-pivot the container's root is
-        # a mount moved over the namespace's own root, which setns would leave us under.
+        # The init's root. setns into the mount namespace already lands on the topmost mount at
+        # its root (so --no-pivot's moved rootfs too); entering /proc/PID/root states it
+        # rather than relying on it.
         os.fchdir(job.root_fd)
         os.chroot(".")
         pid = os.fork()

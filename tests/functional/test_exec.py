@@ -18,11 +18,11 @@ from test_seccomp_filters import mounts_with_tmp, profile
 @pytest.fixture
 def running(runtime: Runtime):
     """A running container (its process sleeps) with a writable /tmp: (runtime, id, init pid)."""
-    def start(**overrides):
+    def start(*flags, **overrides):
         overrides.setdefault("mounts", mounts_with_tmp(runtime))
         bundle = runtime.bundle(["sleep", "600"], **overrides)
         container_id = runtime.new_id()
-        runtime.run("run", "--detach", "--bundle", bundle, container_id, check=True)
+        runtime.run("run", "--detach", *flags, "--bundle", bundle, container_id, check=True)
         started.append((container_id, bundle))
         return container_id, runtime.state(container_id)["pid"]
 
@@ -60,6 +60,14 @@ def test_joins_every_namespace_of_the_init(runtime: Runtime, running) -> None:
         assert seen == os.readlink(f"/proc/{init_pid}/ns/{name}"), name
     assert lines[len(names)] == "sleep 600 "   # PID 1 is the container's init
     assert lines[len(names) + 1] == "from-exec"  # the container's own /tmp
+
+
+def test_enters_the_root_of_a_no_pivot_container(runtime: Runtime, running) -> None:
+    """--no-pivot moves the rootfs over the namespace's root: exec enters the init's root."""
+    container_id, init_pid = running("--no-pivot")
+    out = runtime.run("exec", container_id, "stat", "-c", "%d %i", "/", check=True).stdout
+    root = os.stat(f"/proc/{init_pid}/root/")
+    assert out.split() == [str(root.st_dev), str(root.st_ino)]
 
 
 def test_env_cwd_user_and_groups(runtime: Runtime, running) -> None:
