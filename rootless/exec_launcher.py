@@ -142,19 +142,25 @@ def execute(ctx, cdir: state.ContainerDir, record: dict, request: ExecRequest) -
     linux = config.get("linux", {})
     seccomp_filter = None
     if "seccomp" in linux:
-        if linux["seccomp"].get("listenerPath"):
-            raise RootlessError("exec into a container whose seccomp profile has a listenerPath is not supported yet")
         from rootless import seccomp
         seccomp_filter, _ = seccomp.compile(linux["seccomp"])
+    listener_path = linux.get("seccomp", {}).get("listenerPath")
     socket_module = local_console = None
-    console_fd = None
+    console_fd = agent = host_proc = None
     init_pid = record["pid"]
     namespace_fds = _open_namespaces(init_pid)
     root_fd = None
     try:
         root_fd = os.open(f"/proc/{init_pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        if terminal:
+        if terminal or listener_path:
             import socket as socket_module
+        if listener_path:
+            from rootless import seccomp_agent
+            agent = seccomp_agent.connect(listener_path)
+            # The process reads its host PID for the agent through the host's /proc: its own
+            # /proc is the container's.
+            host_proc = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        if terminal:
             if request.console_socket:
                 from rootless import unixsock
                 console_fd = unixsock.connect(request.console_socket, "console socket").detach()
@@ -165,14 +171,17 @@ def execute(ctx, cdir: state.ContainerDir, record: dict, request: ExecRequest) -
         supervise.adopt_orphans()
         job = ExecJob(init_pid=init_pid, namespace_fds=namespace_fds, root_fd=root_fd, process=proc, linux=linux,
                       seccomp_filter=seccomp_filter, console_fd=console_fd, socket_module=socket_module,
-                      preserve_fds=request.preserve_fds)
+                      preserve_fds=request.preserve_fds, agent=agent, host_proc=host_proc, config=config,
+                      container_id=cdir.id, bundle=record.get("bundle", ""))
         pid = _fork_stage(job, ctx.warn)
     finally:
         for _, fd in namespace_fds:
             os.close(fd)
-        for fd in (root_fd, console_fd):
+        for fd in (root_fd, console_fd, host_proc):
             if fd is not None:
                 os.close(fd)
+        if agent is not None:
+            agent.close()
     if request.pid_file:
         try:
             state.write_pid_file(request.pid_file, pid)

@@ -13,7 +13,7 @@ Messages to the CLI process, on the pipe of rootless.protocol (one JSON object p
 
 import os
 
-from rootless import ctty, namespaces, procattrs, process, seccomp
+from rootless import ctty, namespaces, procattrs, process, seccomp, seccomp_agent
 from rootless import syscalls as sc
 from rootless.errors import RootlessError
 
@@ -53,7 +53,7 @@ def _process(channel, job) -> None:
             process.set_oom_score_adj(proc["oomScoreAdj"])
         procattrs.apply_process({"process": proc, "linux": job.linux})
         warnings: list[str] = []
-        load_filter = (lambda: seccomp.load(job.seccomp_filter)) if job.seccomp_filter is not None else None
+        load_filter = _filter_loader(job)
         executable, env = process.become(proc, load_filter, warnings, [])
         if warnings:
             channel.send("warnings", warnings=warnings)
@@ -69,3 +69,16 @@ def _process(channel, job) -> None:
     except Exception as err:
         channel.send("error", msg=f"exec: {type(err).__name__}: {err}")
     os._exit(127)
+
+
+def _filter_loader(job):
+    """What loads the container's seccomp filter in the process (None without one), handing the
+    notification fd to the container's seccomp agent when it has one."""
+    if job.seccomp_filter is None:
+        return None
+    if job.agent is None:
+        return lambda: seccomp.load(job.seccomp_filter)
+    host_pid = int(os.readlink("self", dir_fd=job.host_proc))
+    return lambda: seccomp_agent.load_and_hand_over(
+        job.seccomp_filter, job.agent, job.socket_module, job.config, container_id=job.container_id,
+        bundle=job.bundle, status="running", pid=host_pid, init_pid=job.init_pid)

@@ -10,8 +10,7 @@ import _signal as signal  # the C module: `signal` imports enum (about 3 ms)
 import os
 
 from netns import loopback
-from rootless import jsonlite as json
-from rootless import ctty, initwait, process, procattrs, rootfs, seccomp, unixsock
+from rootless import ctty, initwait, process, procattrs, rootfs, seccomp, seccomp_agent
 from rootless import syscalls as sc
 from rootless.errors import RootlessError, SyscallError
 
@@ -136,34 +135,18 @@ def _hooks_before_pivot(channel, hooks: dict | None):
 
 
 def _connect_agent(path: str):
-    """Connect to the seccomp agent at linux.seccomp.listenerPath. Our host PID is read now too:
-    /proc is still the host's, so /proc/self names it."""
-    sock = unixsock.connect(path, "the seccomp agent at linux.seccomp.listenerPath")
-    return sock, int(os.readlink("/proc/self"))
+    """The seccomp agent's socket, and our host PID for it: /proc is still the host's, so
+    /proc/self names it."""
+    return seccomp_agent.connect(path), int(os.readlink("/proc/self"))
 
 
 def _load_seccomp(job, agent, socket) -> None:
-    """Load the filter; with an agent, hand it the notification fd as runc does: one message,
-    the container process state as JSON and the fd with SCM_RIGHTS."""
-    seccomp.load(job.seccomp_filter)
     if agent is None:
+        seccomp.load(job.seccomp_filter)
         return
     sock, host_pid = agent
-    config = job.config
-    message = {
-        "ociVersion": config.get("ociVersion", ""), "fds": ["seccompFd"], "pid": host_pid,
-        "metadata": config["linux"]["seccomp"].get("listenerMetadata", ""),
-        "state": {"ociVersion": config.get("ociVersion", ""), "id": job.container_id, "status": "creating",
-                  "pid": host_pid, "bundle": job.bundle, "annotations": config.get("annotations", {})},
-    }
-    fd = seccomp.notify_fd(job.seccomp_filter)
-    try:
-        socket.send_fds(sock, [json.dumps(message).encode()], [fd])
-    except OSError as err:
-        raise RootlessError(f"send the seccomp notification fd to the agent: {err.strerror}") from None
-    finally:
-        sock.close()
-        os.close(fd)
+    seccomp_agent.load_and_hand_over(job.seccomp_filter, sock, socket, job.config, container_id=job.container_id,
+                                     bundle=job.bundle, status="creating", pid=host_pid, init_pid=host_pid)
 
 
 def _wait_for_start(state_dir_fd: int, start_hooks=None) -> None:

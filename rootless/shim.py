@@ -142,7 +142,14 @@ class Shim:
             data = b""
         if not data:
             return False
-        _write_all(self.log, logformat.format_output(stream, data, self.log_format, logformat.timestamp()))
+        if self.log is not None:
+            try:
+                _write_all(self.log, logformat.format_output(stream, data, self.log_format, logformat.timestamp()))
+            except OSError:
+                # A full disk (or a removed file system) ends the log, not the container's output:
+                # attached clients still get it.
+                os.close(self.log)
+                self.log = None
         self._broadcast(proto.frame(proto.STDOUT if stream == "stdout" else proto.STDERR, data))
         return True
 
@@ -239,7 +246,12 @@ class Shim:
         for client, _ in self.clients.values():
             client.close()
         self.listener.close()
-        os.close(self.log)
+        if self.log is not None:
+            try:
+                os.fsync(self.log)  # the log is complete once the exit is known
+            except OSError:
+                pass
+            os.close(self.log)
         if self.spec.get("remove"):
             _delete(self.spec)
 

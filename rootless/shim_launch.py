@@ -67,7 +67,18 @@ def _exec_shim(spec: dict, sync_w: int, stderr_copy: int) -> None:
     null = os.open(os.devnull, os.O_RDWR)
     for target in (0, 1, 2):
         os.dup2(null, target)
-    for fd in (sync_w, stderr_copy):
+    # Nothing the CLI inherited reaches the shim: a caller reading a pipe it gave us until its
+    # end would wait for the container otherwise.
+    from rootless import syscalls as sc
+    keep = (sync_w, stderr_copy)
+    for fd in range(3, max(keep)):
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    sc.close_range(max(keep) + 1)
+    for fd in keep:
         os.set_inheritable(fd, True)
     spec["sync_fd"], spec["stderr_fd"] = sync_w, stderr_copy
     env = {key: value for key, value in os.environ.items() if key not in _NOT_FOR_THE_SHIM}

@@ -12,7 +12,7 @@ import pytest
 
 from helpers.runtime import Runtime
 from test_io import ConsoleReceiver
-from test_seccomp_filters import mounts_with_tmp, profile
+from test_seccomp_filters import SeccompAgent, mounts_with_tmp, profile
 
 
 @pytest.fixture
@@ -104,6 +104,25 @@ def test_the_containers_seccomp_filter_applies(runtime: Runtime, running) -> Non
                       "grep Seccomp: /proc/self/status; mkdir /tmp/d 2>&1 || echo refused", check=True).stdout
     assert out.splitlines()[0].split() == ["Seccomp:", "2"]
     assert "refused" in out and "Operation not permitted" in out
+
+
+def test_the_seccomp_agent_gets_the_exec_process(runtime: Runtime, running) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="agent-", dir="/tmp"))
+    os.chmod(folder, 0o755)
+    agent = SeccompAgent(folder / "sock", (runtime.user.uid, runtime.user.gid))
+    seccomp = profile({"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"})
+    seccomp.update(listenerPath=str(folder / "sock"), listenerMetadata="from-exec")
+    container_id, init_pid = running(linux={"seccomp": seccomp})
+    pid_file = runtime.work_dir / "agent.pid"
+    out = runtime.run("exec", "--pid-file", pid_file, container_id, "sh", "-c", "mkdir /tmp/x 2>&1; echo done",
+                      check=True).stdout
+    assert "Permission denied" in out and out.endswith("done\n")  # the agent's answer
+    assert len(agent.states) == 2
+    state = agent.states[1]
+    assert state["pid"] == int(pid_file.read_text()) and state["metadata"] == "from-exec"
+    assert state["state"]["pid"] == init_pid and state["state"]["status"] == "running"
+    assert state["state"]["id"] == container_id
+    shutil.rmtree(folder)
 
 
 def test_detach_and_pid_file(runtime: Runtime, running) -> None:

@@ -79,8 +79,9 @@ def test_bad_profiles_are_refused_before_anything_exists(runtime: Runtime) -> No
 
 
 class SeccompAgent:
-    """A minimal seccomp agent: takes the container process state and the notification fd
-    (one message, SCM_RIGHTS), then answers every notification with EACCES."""
+    """A minimal seccomp agent: for each connection (the init's, then each exec's), takes the
+    process state and the notification fd (one message, SCM_RIGHTS), then answers every
+    notification with EACCES. `state` is the first state, `states` all of them."""
 
     RECV = 0xC0502100   # SECCOMP_IOCTL_NOTIF_RECV: _IOWR('!', 0, struct seccomp_notif), 80 bytes
     SEND = 0xC0182101   # SECCOMP_IOCTL_NOTIF_SEND: _IOWR('!', 1, struct seccomp_notif_resp), 24 bytes
@@ -90,17 +91,22 @@ class SeccompAgent:
         self.server.bind(str(path))
         os.chmod(path, 0o777)
         os.chown(path, *owner)
-        self.server.listen(1)
-        self.state: dict = {}
+        self.server.listen(4)
+        self.states: list[dict] = []
         self.calls: list[int] = []
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
+    @property
+    def state(self) -> dict:
+        return self.states[0] if self.states else {}
+
     def _serve(self) -> None:
         conn, _ = self.server.accept()
+        threading.Thread(target=self._serve, daemon=True).start()  # the next connection
         message, fds, _, _ = socket.recv_fds(conn, 65536, 4)
         conn.close()
-        self.state = json.loads(message)
+        self.states.append(json.loads(message))
         fd = fds[0]
         while True:
             request = bytearray(80)

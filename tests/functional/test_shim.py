@@ -4,6 +4,7 @@ serves `logs`, `attach` and `wait`."""
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import time
@@ -182,3 +183,19 @@ def test_verbs_need_a_shim(runtime: Runtime) -> None:
         result = runtime.run(verb, container_id)
         assert result.returncode == 1 and "--shim" in result.stderr, verb
     runtime.run("delete", "--force", container_id, check=True)
+
+
+def test_the_shim_keeps_no_descriptor_of_the_cli(runtime: Runtime) -> None:
+    """A caller that reads a pipe it gave the CLI until its end is not held up by the shim."""
+    read_end, write_end = os.pipe()
+    bundle = runtime.bundle(["sleep", "100"])
+    container_id = runtime.new_id()
+    cli = runtime.popen("run", "--shim", "--bundle", bundle, container_id, stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL, pass_fds=(write_end,))
+    os.close(write_end)
+    assert cli.wait(timeout=30) == 0
+    ready, _, _ = select.select([read_end], [], [], 10)
+    assert ready and os.read(read_end, 1) == b""  # every writer, the shim too, has closed it
+    os.close(read_end)
+    runtime.run("delete", "--force", container_id, check=True)
+    runtime.assert_no_leaks(container_id, bundle=bundle)
