@@ -203,8 +203,10 @@ def test_bad_exec_requests_leave_nothing(runtime: Runtime, running) -> None:
                            (("-u", "root"), "invalid user"), (("--preserve-fds", "40"), "not open"),
                            (("--console-socket", "/nonexistent"), "needs a terminal"),
                            (("-t", "-d"), "needs --console-socket"),
-                           (("--pid-file", "/proc/no/such/dir/pid"), "pid file")):
-        command = () if expected == "needs a command" else ("sleep", "9")
+                           (("--pid-file", "/proc/no/such/dir/pid"), "pid file"),
+                           (("--apparmor", "some-profile"), "AppArmor is not enabled"),
+                           (("--process", "/nonexistent.json"), "--process /nonexistent.json")):
+        command = () if expected in ("needs a command", "--process /nonexistent.json") else ("sleep", "9")
         result = runtime.run("exec", *args, container_id, *command)
         assert result.returncode != 0 and expected in result.stderr, (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
