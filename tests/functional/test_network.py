@@ -378,3 +378,18 @@ def test_kill_9_of_the_cli_at_any_moment_leaves_no_helper(rootless_runtime: Runt
 def rt_processes(container_id: str) -> list:
     from helpers import leaks
     return leaks.processes_mentioning(container_id)
+
+
+@pytest.mark.parametrize("helper", HELPERS)
+def test_a_shim_managed_container_stops_its_helper_at_exit(rootless_runtime: Runtime, helper: str) -> None:
+    """Under the shim, nobody calls delete when the container exits: its network helper still
+    goes with the init."""
+    rt = rootless_runtime
+    bundle = net_bundle(rt, ["sh", "-c", "sleep 0.5"], helper)
+    container_id = rt.new_id()
+    rt.run("run", "--shim", "--bundle", bundle, container_id, check=True)
+    record = network_record(rt, container_id)
+    assert rt.run("wait", container_id, check=True).stdout == "0\n"
+    assert wait_gone([record["helper_pid"], record["watcher_pid"]]) == []
+    rt.run("delete", container_id, check=True)
+    rt.assert_no_leaks(container_id, bundle=bundle)
