@@ -38,6 +38,7 @@ DRAIN_SECONDS = 2.0   # output still read after the init exits (from processes i
 
 def main(spec_text: str) -> None:
     spec = json.loads(spec_text)
+    os.chdir("/")  # every path in spec is absolute; the caller's directory stays unbusy
     signal.signal(signal.SIGHUP, signal.SIG_IGN)     # the CLI's terminal may go away
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)    # so may any client
     _prctl.prctl(_prctl.PR_SET_CHILD_SUBREAPER, 1)  # the init becomes ours once create's child exits

@@ -33,8 +33,10 @@ def spawn(ctx, request, *, log_path: str | None, log_format: str, remove: bool) 
         "context": {"root": root, "log": ctx.log, "log_format": ctx.log_format, "debug": ctx.debug,
                     "systemd_cgroup": ctx.systemd_cgroup, "rootless": ctx.rootless,
                     "cgroup_manager": ctx.cgroup_manager},
-        "request": {"container_id": request.container_id, "bundle": request.bundle,
-                    "config_file": request.config_file, "pid_file": request.pid_file,
+        # Absolute: the shim leaves the caller's directory (it must not keep it busy).
+        "request": {"container_id": request.container_id, "bundle": os.path.abspath(request.bundle or "."),
+                    "config_file": request.config_file and os.path.abspath(request.config_file),
+                    "pid_file": request.pid_file,
                     "no_pivot": request.no_pivot, "no_new_keyring": request.no_new_keyring,
                     "annotations": request.annotations},
     }

@@ -150,8 +150,9 @@ def test_delete_force_leaves_no_shim(runtime: Runtime) -> None:
 def test_create_with_shim_then_start(runtime: Runtime) -> None:
     bundle = runtime.bundle(["sh", "-c", "echo started; exit 0"])
     container_id = runtime.new_id()
-    runtime.run("create", "--shim", "--bundle", bundle, container_id, check=True)
+    runtime.run("create", "--shim", container_id, check=True, cwd=bundle)  # the bundle is the cwd
     assert runtime.state(container_id)["status"] == "created"
+    assert os.readlink(f"/proc/{shim_pid(runtime, container_id)}/cwd") == "/"  # it keeps no directory busy
     runtime.run("start", container_id, check=True)
     assert runtime.run("wait", container_id, check=True).stdout == "0\n"
     assert runtime.run("logs", container_id, check=True).stdout == "started\n"
