@@ -1,17 +1,22 @@
 import os
 import select
-import sys
 
 from rootless import attachproto as proto
 from rootless import shim_client, unixsock
 
 
 def run(ctx, parsed) -> int:
-    shimmed = shim_client.ShimmedContainer(ctx.root, parsed.args["id"])
+    return attach(ctx.root, parsed.args["id"], with_stdin=not parsed.options["no_stdin"])
+
+
+def attach(root: str, container_id: str, with_stdin: bool = True) -> int:
+    """Relay the container's output to ours (and our input to it) until it exits; its exit
+    code."""
+    shimmed = shim_client.ShimmedContainer(root, container_id)
     if not shimmed.shim_alive():
         return shimmed.wait_exit()["exit_code"]  # it has exited: only its exit code is left
     sock = unixsock.connect(os.path.join(shimmed.path, proto.SOCKET_NAME), f"the shim of container {shimmed.id}")
-    stdin = None if parsed.options["no_stdin"] else 0
+    stdin = 0 if with_stdin else None
     saved = None
     if stdin is not None and os.isatty(stdin):
         import termios

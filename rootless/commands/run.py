@@ -7,13 +7,7 @@ from rootless.commands.create import request_from, spawn_shim
 def run(ctx, parsed) -> int:
     request = request_from(parsed)
     if parsed.options["shim"]:
-        # The shim keeps the container: `run --shim` is detached, and logs/attach/wait follow.
-        spawn_shim(ctx, request, parsed.options, remove=parsed.options["rm"])
-        cdir = state.ContainerDir(ctx.root, request.container_id)
-        with cdir:
-            record = cdir.load()
-        _start(ctx, cdir, record)
-        return 0
+        return _run_with_shim(ctx, request, parsed.options)
     detach = parsed.options["detach"]
     job = launcher.prepare(ctx, request)
     local_console = None
@@ -46,6 +40,24 @@ def run(ctx, parsed) -> int:
     status = supervise.wait_exit_code(record["pid"])
     if not parsed.options["keep"]:
         _delete(ctx, cdir, record)
+    return status
+
+
+def _run_with_shim(ctx, request, options) -> int:
+    """The shim keeps the container; in the foreground we are one of its clients (attach), so
+    killing us loses nothing: logs, attach and wait still have it all."""
+    spawn_shim(ctx, request, options, remove=options["rm"])
+    cdir = state.ContainerDir(ctx.root, request.container_id)
+    with cdir:
+        record = cdir.load()
+    _start(ctx, cdir, record)
+    if options["detach"]:
+        return 0
+    from rootless.commands import attach
+    status = attach.attach(ctx.root, request.container_id)
+    if not options["keep"] and not options["rm"]:
+        with cdir:
+            container.delete(cdir, cdir.load(), force=True, warn=ctx.warn)
     return status
 
 

@@ -33,7 +33,7 @@ def main() -> None:
         ids = [f"s{i}" for i in range(options.n)]
         try:
             for container_id in ids:
-                subprocess.run(runtime + ["run", "--shim", container_id], cwd=bundle, check=True)
+                subprocess.run(runtime + ["run", "--detach", "--shim", container_id], cwd=bundle, check=True)
             time.sleep(1)
             shims = []
             for container_id in ids:

@@ -387,7 +387,7 @@ def test_a_shim_managed_container_stops_its_helper_at_exit(rootless_runtime: Run
     rt = rootless_runtime
     bundle = net_bundle(rt, ["sh", "-c", "sleep 0.5"], helper)
     container_id = rt.new_id()
-    rt.run("run", "--shim", "--bundle", bundle, container_id, check=True)
+    rt.run("run", "--detach", "--shim", "--bundle", bundle, container_id, check=True)
     record = network_record(rt, container_id)
     assert rt.run("wait", container_id, check=True).stdout == "0\n"
     assert wait_gone([record["helper_pid"], record["watcher_pid"]]) == []

@@ -26,6 +26,15 @@ def shim_pid(runtime: Runtime, container_id: str) -> int:
     return json.loads((runtime.state_dir(container_id) / "state.json").read_text())["shim"]["pid"]
 
 
+def assert_chatty_output_and_exit_kept(runtime: Runtime, container_id: str) -> None:
+    """CHATTY's exit code (wait) and every line it wrote, in order, on its stream (logs)."""
+    waited = runtime.run("wait", container_id, timeout=60)
+    assert (waited.returncode, waited.stdout) == (0, "7\n")
+    logs = runtime.run("logs", container_id, check=True)
+    assert logs.stdout == "".join(f"out{i}\n" for i in range(LINES)) + "tail"
+    assert logs.stderr == "".join(f"err{i}\n" for i in range(LINES))
+
+
 def running(pid: int) -> bool:
     """Alive and not a zombie (this machine's PID 1 may reap orphans late)."""
     try:
@@ -46,7 +55,7 @@ def wait_until(predicate, timeout: float = 20) -> bool:
 def test_output_and_exit_code_survive_killed_clients(runtime: Runtime) -> None:
     bundle = runtime.bundle(["sh", "-c", CHATTY])
     container_id = runtime.new_id()
-    runtime.run("run", "--shim", "--bundle", bundle, container_id, check=True)
+    runtime.run("run", "--detach", "--shim", "--bundle", bundle, container_id, check=True)
     assert not (runtime.state_dir(container_id) / "exit.json").exists()  # back at once, still running
     shim = shim_pid(runtime, container_id)
     stat = Path(f"/proc/{shim}/stat").read_text().rsplit(")", 1)[1].split()
@@ -57,11 +66,7 @@ def test_output_and_exit_code_survive_killed_clients(runtime: Runtime) -> None:
     for client in (follower, attached):  # mid-stream
         client.kill()
         client.wait()
-    waited = runtime.run("wait", container_id, timeout=60)
-    assert (waited.returncode, waited.stdout) == (0, "7\n")
-    logs = runtime.run("logs", container_id, check=True)
-    assert logs.stdout == "".join(f"out{i}\n" for i in range(LINES)) + "tail"
-    assert logs.stderr == "".join(f"err{i}\n" for i in range(LINES))
+    assert_chatty_output_and_exit_kept(runtime, container_id)
     raw = (runtime.state_dir(container_id) / "ctr.log").read_bytes().splitlines()
     assert all(K8S_LINE.match(line) for line in raw), raw[:3]
     assert raw[-1].endswith(b" stdout P tail")
@@ -75,7 +80,7 @@ def test_output_and_exit_code_survive_killed_clients(runtime: Runtime) -> None:
 def test_follow_prints_everything_until_exit(runtime: Runtime) -> None:
     bundle = runtime.bundle(["sh", "-c", CHATTY])
     container_id = runtime.new_id()
-    runtime.run("run", "--shim", "--shim-log-format", "json-lines", "--bundle", bundle, container_id, check=True)
+    runtime.run("run", "--detach", "--shim", "--shim-log-format", "json-lines", "--bundle", bundle, container_id, check=True)
     followed = runtime.run("logs", "-f", container_id, timeout=60)
     assert followed.returncode == 0
     assert followed.stdout == "".join(f"out{i}\n" for i in range(LINES)) + "tail"
@@ -87,7 +92,7 @@ def test_follow_prints_everything_until_exit(runtime: Runtime) -> None:
 def test_attach_passes_input_and_returns_the_exit_code(runtime: Runtime) -> None:
     bundle = runtime.bundle(["sh", "-c", "while read line; do echo got:$line; done; exit 3"])
     container_id = runtime.new_id()
-    runtime.run("run", "--shim", "--bundle", bundle, container_id, check=True)
+    runtime.run("run", "--detach", "--shim", "--bundle", bundle, container_id, check=True)
     attach = runtime.popen("attach", container_id, stdin=subprocess.PIPE, text=True)
     out, err = attach.communicate("hello\nworld\n", timeout=30)  # end of input closes the container's stdin
     assert attach.returncode == 3, err
@@ -99,7 +104,7 @@ def test_attach_passes_input_and_returns_the_exit_code(runtime: Runtime) -> None
 def test_attach_to_a_terminal_with_resize(runtime: Runtime) -> None:
     bundle = runtime.bundle(["sh", "-c", "read line; stty size; read line; stty size; exit 4"], terminal=True)
     container_id = runtime.new_id()
-    runtime.run("run", "--shim", "--bundle", bundle, container_id, check=True)
+    runtime.run("run", "--detach", "--shim", "--bundle", bundle, container_id, check=True)
     terminal = HeldTerminal(31, 97)
     attach = subprocess.Popen(runtime.command("attach", container_id), stdin=terminal.slave, stdout=terminal.slave,
                               stderr=terminal.slave, env=runtime._env(None), start_new_session=True)
@@ -119,7 +124,7 @@ def test_attach_to_a_terminal_with_resize(runtime: Runtime) -> None:
 def test_rm_deletes_the_container_after_it_exits(runtime: Runtime) -> None:
     bundle = runtime.bundle(["sh", "-c", "sleep 0.3; exit 2"])
     container_id = runtime.new_id()
-    runtime.run("run", "--shim", "--rm", "--bundle", bundle, container_id, check=True)
+    runtime.run("run", "--detach", "--shim", "--rm", "--bundle", bundle, container_id, check=True)
     assert wait_until(lambda: not runtime.state_dir(container_id).exists())
     assert wait_until(lambda: not _shims_of(container_id))
     runtime.assert_no_leaks(container_id, bundle=bundle)
@@ -140,7 +145,7 @@ def _shims_of(container_id: str) -> list[int]:
 def test_delete_force_leaves_no_shim(runtime: Runtime) -> None:
     bundle = runtime.bundle(["sleep", "600"])
     container_id = runtime.new_id()
-    runtime.run("run", "--shim", "--bundle", bundle, container_id, check=True)
+    runtime.run("run", "--detach", "--shim", "--bundle", bundle, container_id, check=True)
     shim = shim_pid(runtime, container_id)
     runtime.run("delete", "--force", container_id, check=True)
     assert not running(shim)
@@ -163,7 +168,7 @@ def test_create_with_shim_then_start(runtime: Runtime) -> None:
 def test_a_failing_create_leaves_no_shim(runtime: Runtime) -> None:
     bundle = runtime.bundle(["no-such-program"])
     container_id = runtime.new_id()
-    result = runtime.run("run", "--shim", "--bundle", bundle, container_id)
+    result = runtime.run("run", "--detach", "--shim", "--bundle", bundle, container_id)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == ['rootless: exec: "no-such-program": executable file not found in $PATH']
     assert wait_until(lambda: not _shims_of(container_id), timeout=5)
@@ -171,7 +176,7 @@ def test_a_failing_create_leaves_no_shim(runtime: Runtime) -> None:
     plain = runtime.bundle(["true"])
     for args, expected in ((("--preserve-fds", "1"), "--preserve-fds"), (("--shim-log-format", "xml"), "k8s-file")):
         other = runtime.new_id()
-        result = runtime.run("run", "--shim", *args, "--bundle", plain, other)
+        result = runtime.run("run", "--detach", "--shim", *args, "--bundle", plain, other)
         assert result.returncode == 1 and expected in result.stderr and len(result.stderr.splitlines()) == 1
         runtime.assert_no_leaks(other, bundle=plain)
 
@@ -191,7 +196,7 @@ def test_the_shim_keeps_no_descriptor_of_the_cli(runtime: Runtime) -> None:
     read_end, write_end = os.pipe()
     bundle = runtime.bundle(["sleep", "100"])
     container_id = runtime.new_id()
-    cli = runtime.popen("run", "--shim", "--bundle", bundle, container_id, stdout=subprocess.DEVNULL,
+    cli = runtime.popen("run", "--detach", "--shim", "--bundle", bundle, container_id, stdout=subprocess.DEVNULL,
                         stderr=subprocess.DEVNULL, pass_fds=(write_end,))
     os.close(write_end)
     assert cli.wait(timeout=30) == 0
@@ -199,4 +204,26 @@ def test_the_shim_keeps_no_descriptor_of_the_cli(runtime: Runtime) -> None:
     assert ready and os.read(read_end, 1) == b""  # every writer, the shim too, has closed it
     os.close(read_end)
     runtime.run("delete", "--force", container_id, check=True)
+    runtime.assert_no_leaks(container_id, bundle=bundle)
+
+
+def test_foreground_run_is_a_client_of_the_shim(runtime: Runtime) -> None:
+    """run --shim without -d attaches, returns the exit code, and deletes the container."""
+    bundle = runtime.bundle(["sh", "-c", "read line; echo got:$line; echo to-stderr >&2; exit 3"])
+    container_id = runtime.new_id()
+    result = runtime.run("run", "--shim", "--bundle", bundle, container_id, input="hello\n")
+    assert (result.returncode, result.stdout, result.stderr) == (3, "got:hello\n", "to-stderr\n")
+    runtime.assert_no_leaks(container_id, bundle=bundle)
+
+
+def test_killing_the_foreground_cli_loses_nothing(runtime: Runtime) -> None:
+    bundle = runtime.bundle(["sh", "-c", CHATTY])
+    container_id = runtime.new_id()
+    foreground = runtime.popen("run", "--shim", "--bundle", bundle, container_id)
+    assert runtime.wait_for_status(container_id, "running")["status"] == "running"
+    time.sleep(0.5)
+    foreground.kill()
+    foreground.communicate()
+    assert_chatty_output_and_exit_kept(runtime, container_id)
+    runtime.run("delete", container_id, check=True)
     runtime.assert_no_leaks(container_id, bundle=bundle)
