@@ -112,6 +112,11 @@ def prepare(ctx, request: Request) -> InitJob:
         from netns import dns
         mount_plan += dns.plan_mounts(os.path.join(os.path.abspath(ctx.root), request.container_id))
     ctx.trace("mount plan:\n" + mounts.describe(mount_plan))
+    if ctx.debug:
+        from rootless import initwait
+        if not os.path.exists(initwait.PROGRAM):
+            ctx.trace(f"{initwait.PROGRAM} is not built (no C compiler at install time): the created init waits "
+                      "as Python, with about 8 MiB more memory")
     return InitJob(
         container_id=request.container_id, config=config, bundle=bundle.path, rootfs=bundle.rootfs,
         ns_plan=ns_plan, idmaps=idmaps, mount_plan=mount_plan, no_pivot=request.no_pivot,
