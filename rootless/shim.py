@@ -85,14 +85,25 @@ class Shim:
         if message["type"] == "error":
             raise ShimError(message["msg"])
         self.init_pid = message["pid"]
-        self.master = _receive_fd(console) if message["terminal"] else None
+        try:
+            self._take_over(console, message["terminal"])
+        except (OSError, ShimError) as err:
+            # The container exists by now: a shim that cannot serve it leaves nothing behind.
+            os.kill(self.init_pid, signal.SIGKILL)
+            os.waitpid(self.init_pid, 0)
+            _delete(spec)
+            where = f" `{err.filename}`" if getattr(err, "filename", None) else ""
+            raise ShimError(f"shim: {getattr(err, 'strerror', None) or err}{where}") from None
+
+    def _take_over(self, console, terminal: bool) -> None:
+        self.master = _receive_fd(console) if terminal else None
         console.close()
         if self.master is not None:
             for fd in (self.out_r, self.err_r, self.stdin_w):
                 os.close(fd)
             self.out_r = self.err_r = self.stdin_w = None
-        self.log_format = spec["log_format"]
-        self.log = os.open(spec["log_path"], os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self.log_format = self.spec["log_format"]
+        self.log = os.open(self.spec["log_path"], os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
         self.listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         _bind(self.listener, os.path.join(self.state_dir, proto.SOCKET_NAME))
         self.listener.listen(16)

@@ -174,7 +174,8 @@ def test_a_failing_create_leaves_no_shim(runtime: Runtime) -> None:
     assert wait_until(lambda: not _shims_of(container_id), timeout=5)
     runtime.assert_no_leaks(container_id, bundle=bundle)
     plain = runtime.bundle(["true"])
-    for args, expected in ((("--preserve-fds", "1"), "--preserve-fds"), (("--shim-log-format", "xml"), "k8s-file")):
+    for args, expected in ((("--preserve-fds", "1"), "--preserve-fds"), (("--shim-log-format", "xml"), "k8s-file"),
+                           (("--shim-log", "/nonexistent/dir/ctr.log"), "/nonexistent/dir/ctr.log")):
         other = runtime.new_id()
         result = runtime.run("run", "--detach", "--shim", *args, "--bundle", plain, other)
         assert result.returncode == 1 and expected in result.stderr and len(result.stderr.splitlines()) == 1
