@@ -11,6 +11,7 @@ terminal, until killed.
 
 import os
 import select
+import signal
 import socket
 import sys
 
@@ -52,6 +53,9 @@ def _serve(path: str, mode: str, pid_file: str | None) -> int:
     except OSError as err:
         hint = ": remove it or choose another path" if os.path.exists(path) else ""
         raise RootlessError(f"listen on {path}: {err.strerror}{hint}") from None
+    # Stopped by a signal, it still removes its socket (the finally below).
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop)
     try:
         listener.listen(8)
         if pid_file:
@@ -64,6 +68,10 @@ def _serve(path: str, mode: str, pid_file: str | None) -> int:
     finally:
         listener.close()
         os.unlink(path)
+
+
+def _stop(signum, _frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _accept_terminal(listener: socket.socket) -> int:

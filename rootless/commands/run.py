@@ -30,6 +30,8 @@ def run(ctx, parsed) -> int:
             _delete(ctx, cdir, record)
             raise
         local_console.close()
+        # Before start: the container's first look at its size must see the caller's.
+        console.copy_window_size(0, master)
     _start(ctx, cdir, record)
     if detach:
         return 0

@@ -72,9 +72,13 @@ def test_null_mode_drains_every_terminal(runtime: Runtime, socket_folder: Path) 
         pid_text = (socket_folder / "pid").read_text()
         assert pid_text.isdigit() and Path(f"/proc/{pid_text}/cmdline").read_bytes().count(b"rootless-recvtty")
         assert receiver.poll() is None
+        receiver.terminate()
+        assert receiver.wait(timeout=10) == 128 + 15
+        assert not (socket_folder / "sock").exists()  # removed on SIGTERM
     finally:
-        receiver.kill()
-        receiver.wait()
+        if receiver.poll() is None:
+            receiver.kill()
+            receiver.wait()
 
 
 def test_bad_arguments_are_one_line(runtime: Runtime, socket_folder: Path) -> None:
