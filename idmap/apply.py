@@ -11,7 +11,7 @@ os.pipe and os.waitpid are all that is needed.
 import os
 
 from idmap.plan import IdMapError, IdMapPlan
-from rootless import procfs
+from rootless.linux import procfs
 
 EXTRA_DIRS = ("/usr/bin", "/usr/sbin", "/bin")  # PATH of a service or a sudo may lack them
 

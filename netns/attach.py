@@ -12,7 +12,7 @@ the helper when the container's init dies without a `delete`.
 import os
 
 from netns import spawn
-from rootless import procfs
+from rootless.linux import procfs
 
 
 def attach(plan, init_pid: int, state_dir: str, *, userns: bool) -> dict:

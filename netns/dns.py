@@ -7,8 +7,8 @@ written). Building the text and the mounts is pure; write_files() is the one ste
 
 import os
 
-from rootless import mounts
-from rootless import syscalls as sc
+from rootless.oci import mounts
+from rootless.linux import syscalls as sc
 
 RESOLV_CONF = "resolv.conf"
 HOSTS = "hosts"

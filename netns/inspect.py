@@ -6,7 +6,7 @@ namespaces stay as they are)."""
 import os
 
 from rootless import jsonlite as json
-from rootless import syscalls as sc
+from rootless.linux import syscalls as sc
 from rootless.errors import RootlessError
 
 

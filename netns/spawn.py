@@ -7,7 +7,7 @@ import select
 import _signal as signal  # the C module: `signal` imports enum (about 3 ms)
 import time
 
-from rootless import procfs
+from rootless.linux import procfs
 from rootless.errors import RootlessError
 
 TUN = "/dev/net/tun"

@@ -2,11 +2,11 @@
 
 Process stages (one module each):
   rootless.cli        the CLI process: parses argv, dispatches to rootless.commands.<verb>
-  rootless.launcher   the CLI side of create: forks the namespace stage, maps IDs, waits
-  rootless.nsstage    the namespace-creating child: joins/creates namespaces, forks the init
-  rootless.init       the container init: mounts, pivot_root, process setup, waits for start
+  rootless.create.launcher   the CLI side of create: forks the namespace stage, maps IDs, waits
+  rootless.create.nsstage    the namespace-creating child: joins/creates namespaces, forks the init
+  rootless.create.init       the container init: mounts, pivot_root, process setup, waits for start
 
-The parent/child protocol is documented in rootless.protocol.
+The parent/child protocol is documented in rootless.create.protocol.
 """
 
 __version__ = "0.1.0"

@@ -6,7 +6,8 @@ import select
 import _signal as signal  # the C module: `signal` imports enum (about 3 ms)
 import time
 
-from rootless import procfs, state
+from rootless.linux import procfs
+from rootless import state
 from rootless.errors import RootlessError
 
 
@@ -27,7 +28,7 @@ def signal_number(text: str) -> int:
 
 
 def start(cdir: state.ContainerDir, record: dict, notify_to: str | None = None):
-    """Release the init waiting on exec.fifo (see rootless.protocol), then run the poststart
+    """Release the init waiting on exec.fifo (see rootless.create.protocol), then run the poststart
     hooks. A failing poststart hook is an error and stops the container (runtime.md, lifecycle
     step 9); `delete` then runs the poststop hooks.
 
@@ -71,11 +72,11 @@ def start(cdir: state.ContainerDir, record: dict, notify_to: str | None = None):
 
 
 def _run_hooks(cdir: state.ContainerDir, record: dict, kind: str, status: str, warn=None) -> None:
-    """poststart or poststop, when create saved hooks (rootless.hooks.FILE). Without `warn` the
+    """poststart or poststop, when create saved hooks (rootless.process.hooks.FILE). Without `warn` the
     first failure raises; with it each failure is a warning and the rest still run."""
     if not os.path.exists(os.path.join(cdir.path, "hooks.json")):
         return
-    from rootless import hooks
+    from rootless.process import hooks
     hooks.run_all(kind, hooks.load(cdir.path), hooks.state_for(record, status, record["pid"]), warn=warn)
 
 

@@ -15,8 +15,9 @@ socket is imported only here, and this module only when NOTIFY_SOCKET is set.
 import os
 import socket
 
-from rootless import mounts, procfs, unixsock
-from rootless import syscalls as sc
+from rootless.oci import mounts
+from rootless.linux import procfs, unixsock
+from rootless.linux import syscalls as sc
 
 DIRECTORY = "notify"              # in the state directory
 CONTAINER_DIRECTORY = "/run/notify"

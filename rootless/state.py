@@ -12,7 +12,7 @@ from rootless import jsonlite as json
 import os
 import time
 
-from rootless import procfs
+from rootless.linux import procfs
 from rootless.errors import ContainerNotFound, RootlessError
 
 STATE_FILE = "state.json"

@@ -1,8 +1,9 @@
 import os
 import select
 
-from rootless import attachproto as proto
-from rootless import shim_client, unixsock
+from rootless.shim import protocol as proto
+from rootless.shim import client as shim_client
+from rootless.linux import unixsock
 
 
 def run(ctx, parsed) -> int:

@@ -1,4 +1,4 @@
-from rootless import launcher
+from rootless.create import launcher
 
 
 # Networking flags stand for the bundle annotations documented in README.md.
@@ -24,7 +24,7 @@ def run(ctx, parsed) -> int:
 
 
 def spawn_shim(ctx, request, options, remove: bool) -> int:
-    """create through a shim (rootless.shim); returns the init's PID."""
-    from rootless import shim_launch
+    """create through a shim (rootless.shim.server); returns the init's PID."""
+    from rootless.shim import launch as shim_launch
     return shim_launch.spawn(ctx, request, log_path=options["shim_log"], log_format=options["shim_log_format"],
                              remove=remove)

@@ -1,4 +1,5 @@
-from rootless import exec_launcher, state
+from rootless.exec import launcher as exec_launcher
+from rootless import state
 
 
 def run(ctx, parsed) -> int:

@@ -6,7 +6,9 @@ import os
 
 import prctl
 
-from rootless import OCI_VERSION, __version__, hooks, mounts, namespaces, procattrs, seccomp
+from rootless import OCI_VERSION, __version__
+from rootless.process import hooks, attrs, seccomp
+from rootless.oci import mounts, namespaces
 
 
 def features() -> dict:
@@ -25,8 +27,8 @@ def features() -> dict:
             "cgroup": {"v1": False, "v2": False, "systemd": False, "systemdUser": False, "rdma": False},
             "seccomp": {"enabled": True, "actions": sorted(seccomp.ACTIONS), "operators": sorted(seccomp.OPERATORS),
                         "archs": sorted(archs), "knownFlags": sorted(seccomp.FLAGS), "supportedFlags": sorted(flags)},
-            "apparmor": {"enabled": procattrs.apparmor_enabled()},
-            "selinux": {"enabled": procattrs.selinux_enabled()},
+            "apparmor": {"enabled": attrs.apparmor_enabled()},
+            "selinux": {"enabled": attrs.selinux_enabled()},
             "intelRdt": {"enabled": False},
             # mount_setattr(MOUNT_ATTR_IDMAP) came in Linux 5.12; rootless containers can idmap
             # only filesystems mounted in their user namespace.

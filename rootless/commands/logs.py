@@ -2,7 +2,7 @@ import os
 import sys
 import time
 
-from rootless import logformat, shim_client
+from rootless.shim import logformat, client as shim_client
 from rootless.errors import RootlessError
 
 

@@ -1,6 +1,8 @@
 import os
 
-from rootless import container, launcher, state, supervise
+from rootless import container, state
+from rootless.create import launcher
+from rootless.process import supervise
 from rootless.commands.create import request_from, spawn_shim
 
 
@@ -23,7 +25,7 @@ def run(ctx, parsed) -> int:
             os.close(request.console_fd)
     master = None
     if local_console is not None:
-        from rootless import console
+        from rootless.terminal import console
         try:
             master = console.receive_pty(local_console)
         except BaseException:
@@ -37,7 +39,7 @@ def run(ctx, parsed) -> int:
         return 0
     supervise.forward_signals(record["pid"])
     if master is not None:
-        from rootless import console
+        from rootless.terminal import console
         console.proxy(master)
     status = supervise.wait_exit_code(record["pid"])
     if not parsed.options["keep"]:

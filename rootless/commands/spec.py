@@ -2,7 +2,7 @@ import json
 import os
 
 from rootless.errors import RootlessError
-from rootless.specgen import default_spec
+from rootless.oci.specgen import default_spec
 
 
 def run(ctx, parsed) -> int:

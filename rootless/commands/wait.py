@@ -1,4 +1,4 @@
-from rootless import shim_client
+from rootless.shim import client as shim_client
 
 
 def run(ctx, parsed) -> int:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark (not a test): memory of the shim (rootless.shim) per running container.
+"""Benchmark (not a test): memory of the shim (rootless.shim.server) per running container.
 
 Runs N containers (`sleep`) with `rootless run --shim` as an unprivileged user, then prints the
 mean proportional set size (PSS) of their shims: with N shims running, the pages they share

@@ -27,7 +27,7 @@ def test_create_start_state_kill_delete(runtime: Runtime) -> None:
     assert created["ociVersion"] and created["created"].endswith("Z")
     # The init waits inside the namespaces: its own PID namespace already, and not the command yet.
     assert os.readlink(f"/proc/{created['pid']}/ns/pid") != os.readlink("/proc/self/ns/pid")
-    # It waits as rootless/initwait.c, run from a sealed memfd: a few pages, not an interpreter.
+    # It waits as rootless/create/initwait.c, run from a sealed memfd: a few pages, not an interpreter.
     assert Path(f"/proc/{created['pid']}/comm").read_text() == "rootless:init\n"
     assert os.readlink(f"/proc/{created['pid']}/exe").startswith("/memfd:rootless-init")
     runtime.run("start", container_id, check=True)
@@ -53,7 +53,7 @@ def test_create_start_state_kill_delete(runtime: Runtime) -> None:
 
 
 def test_state_follows_the_spec_schema(runtime: Runtime) -> None:
-    from rootless.schema import validate_state
+    from rootless.oci.schema import validate_state
     bundle = runtime.bundle(["sleep", "600"], annotations={"org.example.key": "value"})
     container_id = runtime.new_id()
     runtime.run("create", "--bundle", bundle, container_id, check=True)
@@ -171,7 +171,7 @@ def test_concurrent_creates_of_one_id(runtime: Runtime) -> None:
 
 
 def test_spec_and_features(runtime: Runtime) -> None:
-    from rootless.schema import validate_config, validate_features
+    from rootless.oci.schema import validate_config, validate_features
     folder = runtime.work_dir
     runtime.run("spec", "--rootless", "-b", folder, check=True)
     config = json.loads((folder / "config.json").read_text())

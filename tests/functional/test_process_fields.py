@@ -123,16 +123,16 @@ def test_time_offsets_need_a_time_namespace(runtime: Runtime) -> None:
 # 5. LSM labels
 
 def test_apparmor_profile_without_apparmor(runtime: Runtime) -> None:
-    from rootless import procattrs
-    if procattrs.apparmor_enabled():
+    from rootless.process import attrs
+    if attrs.apparmor_enabled():
         pytest.skip("AppArmor is enabled on this host")
     create_fails(runtime, "process.apparmorProfile", "AppArmor is not enabled on this host",
                  process={"apparmorProfile": "unconfined"})
 
 
 def test_selinux_labels_without_selinux(runtime: Runtime) -> None:
-    from rootless import procattrs
-    if procattrs.selinux_enabled():
+    from rootless.process import attrs
+    if attrs.selinux_enabled():
         pytest.skip("SELinux is enabled on this host")
     create_fails(runtime, "process.selinuxLabel", "SELinux is not enabled on this host",
                  process={"selinuxLabel": "system_u:system_r:container_t:s0"})

@@ -155,7 +155,7 @@ def test_notify_without_an_agent_listening_fails_create(runtime: Runtime) -> Non
 
 
 def test_profile_refusing_execveat_still_waits_and_starts(runtime: Runtime) -> None:
-    """The created init waits as rootless/initwait, executed from a memfd with execveat; a
+    """The created init waits as rootless/create/initwait, executed from a memfd with execveat; a
     profile that refuses execveat makes it wait as Python instead, and the container runs."""
     seccomp = profile({"names": ["execveat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1})
     bundle = runtime.bundle(["sleep", "600"], linux={"seccomp": seccomp})

@@ -1,7 +1,7 @@
 """OCI bundles for the tests: config.json as `runc spec` (or `runc spec --rootless`) makes it,
 with overrides, next to a shared read-only rootfs.
 
-This template is deliberately not rootless.specgen (what `rootless spec` writes): the tests
+This template is deliberately not rootless.oci.specgen (what `rootless spec` writes): the tests
 feed the runtime configs from an independent source, checked against runc's own output in
 test_harness.py, rather than its own."""
 

@@ -1,4 +1,4 @@
-"""rootless.hooks without containers: checks, messages, the state, and running a hook."""
+"""rootless.process.hooks without containers: checks, messages, the state, and running a hook."""
 
 import json
 import os
@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from rootless import hooks
-from rootless.config import check_semantics
+from rootless.process import hooks
+from rootless.oci.config import check_semantics
 from rootless.errors import ConfigError
 
 STATE = {"ociVersion": "1.0.2", "id": "c1", "status": "creating", "pid": 42, "bundle": "/b"}

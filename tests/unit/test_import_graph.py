@@ -21,8 +21,8 @@ def test_lifecycle_path_stays_light(verb: str) -> None:
         f"sys.path.insert(0, {str(ROOT)!r})\n"
         "import rootless.cli\n"
         f"import rootless.commands.{verb}\n"
-        "import rootless.launcher, rootless.nsstage, rootless.init, idmap.apply, idmap.plan, idmap.subid\n"
-        "import rootless.schema\n"
+        "import rootless.create.launcher, rootless.create.nsstage, rootless.create.init, idmap.apply, idmap.plan, idmap.subid\n"
+        "import rootless.oci.schema\n"
         f"heavy = [m for m in sys.modules if m.split('.')[0] in {HEAVY!r}]\n"
         "print(','.join(sorted(heavy)))\n"
     )
@@ -32,7 +32,7 @@ def test_lifecycle_path_stays_light(verb: str) -> None:
 
 def test_the_shim_imports_almost_nothing() -> None:
     """The shim's memory counts for every running container: it loads no module that the
-    interpreter does not need, in a fresh interpreter without site, as rootless.shim_launch
+    interpreter does not need, in a fresh interpreter without site, as rootless.shim.launch
     starts it."""
     import importlib.util
     prctl_folder = str(Path(importlib.util.find_spec("_prctl").origin).parent)  # the venv's site-packages
@@ -40,7 +40,7 @@ def test_the_shim_imports_almost_nothing() -> None:
         "import sys\n"
         f"sys.path[:0] = [{str(ROOT)!r}, {prctl_folder!r}]\n"
         "before = set(sys.modules)\n"
-        "import rootless.shim\n"
+        "import rootless.shim.server\n"
         "print(','.join(sorted(m for m in set(sys.modules) - before if not m.startswith('rootless'))))\n"
     )
     result = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True)

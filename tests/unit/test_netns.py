@@ -110,7 +110,7 @@ def test_lifecycle_without_network_does_not_load_netns() -> None:
     from pathlib import Path
     root = Path(__file__).resolve().parents[2]
     code = (f"import sys; sys.path.insert(0, {str(root)!r})\n"
-            "import rootless.launcher, rootless.container, rootless.init\n"
+            "import rootless.create.launcher, rootless.container, rootless.create.init\n"
             "print(sorted(m for m in sys.modules if m.startswith('netns')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['netns', 'netns.loopback']"

@@ -2,8 +2,9 @@
 
 import pytest
 
-from rootless import container, mounts, namespaces, state
-from rootless import syscalls as sc
+from rootless import container, state
+from rootless.oci import mounts, namespaces
+from rootless.linux import syscalls as sc
 from rootless.errors import ConfigError, RootlessError
 
 
@@ -120,7 +121,7 @@ def test_a_reused_pid_is_not_the_container(tmp_path):
     """The init is identified by PID and start time: the same PID with another start time
     (a new process after a reboot or PID wrap) is not the container."""
     import os
-    from rootless import procfs
+    from rootless.linux import procfs
     cdir = state.ContainerDir(str(tmp_path), "c1")
     cdir.make()
     me = {"pid": os.getpid(), "pid_start": procfs.start_time(os.getpid())}

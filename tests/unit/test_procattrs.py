@@ -1,11 +1,13 @@
-"""The pure parts of rootless.procattrs and the mount extensions: what config.json asks for,
+"""The pure parts of rootless.process.attrs and the mount extensions: what config.json asks for,
 checked and converted without privileges."""
 
 import os
 
 import pytest
 
-from rootless import mounts, mountext, procattrs
+from rootless.oci import mounts
+from rootless.rootfs import mountext
+from rootless.process import attrs
 from rootless.errors import ConfigError
 
 
@@ -16,28 +18,28 @@ def ns(*types: str) -> dict:
 @pytest.mark.parametrize("key, needed", [("kernel.shmmax", "ipc"), ("kernel/sem", "ipc"), ("fs.mqueue.msg_max", "ipc"),
                                          ("net.ipv4.ip_forward", "network"), ("kernel.domainname", "uts")])
 def test_namespaced_sysctls_need_their_namespace(key, needed):
-    procattrs.check_sysctls({key: "1"}, ns(needed))
+    attrs.check_sysctls({key: "1"}, ns(needed))
     with pytest.raises(ConfigError, match=f"needs a {needed} namespace"):
-        procattrs.check_sysctls({key: "1"}, ns("mount"))
+        attrs.check_sysctls({key: "1"}, ns("mount"))
 
 
 @pytest.mark.parametrize("key", ["vm.swappiness", "kernel.panic", "fs.file-max", "kernel.shmmaxx"])
 def test_host_sysctls_are_refused(key):
     with pytest.raises(ConfigError, match=f'"{key}" is not namespaced'):
-        procattrs.check_sysctls({key: "1"}, ns("ipc", "network", "uts"))
+        attrs.check_sysctls({key: "1"}, ns("ipc", "network", "uts"))
 
 
 def test_personality():
-    assert procattrs.personality_value({"domain": "LINUX32"}) == 8
-    assert procattrs.personality_value({"domain": "LINUX"}) == 0
+    assert attrs.personality_value({"domain": "LINUX32"}) == 8
+    assert attrs.personality_value({"domain": "LINUX"}) == 0
     with pytest.raises(ConfigError, match="flags"):
-        procattrs.personality_value({"domain": "LINUX", "flags": ["ADDR_NO_RANDOMIZE"]})
+        attrs.personality_value({"domain": "LINUX", "flags": ["ADDR_NO_RANDOMIZE"]})
 
 
 def test_scheduler_args():
-    args = procattrs.scheduler_args({"policy": "SCHED_FIFO", "priority": 5, "flags": ["SCHED_FLAG_RESET_ON_FORK"]})
+    args = attrs.scheduler_args({"policy": "SCHED_FIFO", "priority": 5, "flags": ["SCHED_FLAG_RESET_ON_FORK"]})
     assert args == {"policy": 1, "flags": 1, "nice": 0, "priority": 5, "runtime": 0, "deadline": 0, "period": 0}
-    assert procattrs.scheduler_args({"policy": "SCHED_DEADLINE", "runtime": 1, "deadline": 2, "period": 3})["policy"] == 6
+    assert attrs.scheduler_args({"policy": "SCHED_DEADLINE", "runtime": 1, "deadline": 2, "period": 3})["policy"] == 6
 
 
 @pytest.mark.parametrize("scheduler, needle", [
@@ -47,46 +49,46 @@ def test_scheduler_args():
     ({"policy": "SCHED_OTHER", "flags": ["SCHED_FLAG_UTIL_CLAMP_MIN"]}, "UTIL_CLAMP_MIN")])
 def test_bad_scheduler(scheduler, needle):
     with pytest.raises(ConfigError, match=needle):
-        procattrs.scheduler_args(scheduler)
+        attrs.scheduler_args(scheduler)
 
 
 def test_ioprio():
-    assert procattrs.ioprio_value({"class": "IOPRIO_CLASS_BE", "priority": 4}) == (2 << 13) | 4
+    assert attrs.ioprio_value({"class": "IOPRIO_CLASS_BE", "priority": 4}) == (2 << 13) | 4
     with pytest.raises(ConfigError, match="0..7"):
-        procattrs.ioprio_value({"class": "IOPRIO_CLASS_IDLE", "priority": 8})
+        attrs.ioprio_value({"class": "IOPRIO_CLASS_IDLE", "priority": 8})
 
 
 def test_time_offsets():
-    text = procattrs.time_offsets_text({"monotonic": {"secs": -5}, "boottime": {"secs": 7, "nanosecs": 9}})
+    text = attrs.time_offsets_text({"monotonic": {"secs": -5}, "boottime": {"secs": 7, "nanosecs": 9}})
     assert text == "monotonic -5 0\nboottime 7 9\n"
     with pytest.raises(ConfigError, match="realtime"):
-        procattrs.time_offsets_text({"realtime": {"secs": 1}})
+        attrs.time_offsets_text({"realtime": {"secs": 1}})
 
 
 def test_time_offsets_need_a_new_time_namespace():
     config = {"linux": {"namespaces": [{"type": "mount"}], "timeOffsets": {"monotonic": {"secs": 1}}}}
     with pytest.raises(ConfigError, match="needs a time namespace"):
-        procattrs.check(config)
+        attrs.check(config)
     config["linux"]["namespaces"].append({"type": "time", "path": "/proc/1/ns/time"})
     with pytest.raises(ConfigError, match="joined by path"):
-        procattrs.check(config)
+        attrs.check(config)
 
 
 def test_lsm_errors_name_the_missing_lsm():
     with pytest.raises(ConfigError, match="AppArmor is not enabled"):
-        procattrs.check_lsm({"process": {"apparmorProfile": "p"}}, apparmor=False, selinux=True)
+        attrs.check_lsm({"process": {"apparmorProfile": "p"}}, apparmor=False, selinux=True)
     with pytest.raises(ConfigError, match="linux.mountLabel .* SELinux is not enabled"):
-        procattrs.check_lsm({"linux": {"mountLabel": "l"}}, apparmor=True, selinux=False)
-    procattrs.check_lsm({"process": {"apparmorProfile": "p", "selinuxLabel": "l"}}, apparmor=True, selinux=True)
+        attrs.check_lsm({"linux": {"mountLabel": "l"}}, apparmor=True, selinux=False)
+    attrs.check_lsm({"process": {"apparmorProfile": "p", "selinuxLabel": "l"}}, apparmor=True, selinux=True)
 
 
 def test_apparmor_detection(tmp_path):
     flag = tmp_path / "enabled"
     flag.write_text("Y\n")
-    assert procattrs.apparmor_enabled(str(flag))
+    assert attrs.apparmor_enabled(str(flag))
     flag.write_text("N\n")
-    assert not procattrs.apparmor_enabled(str(flag))
-    assert not procattrs.apparmor_enabled(str(tmp_path / "missing"))
+    assert not attrs.apparmor_enabled(str(flag))
+    assert not attrs.apparmor_enabled(str(tmp_path / "missing"))
 
 
 def test_mount_extensions_in_the_plan():

@@ -13,11 +13,11 @@ import pytest
 
 from rootless import jsonlite
 from rootless.errors import ConfigError
-from rootless.schema import build_bundle, check_config, validate_config, validate_features, validate_state
-from rootless.schema.validator import IGNORED, KEYWORDS, Unsupported, _Pattern, _pattern, format_path, validate
+from rootless.oci.schema import build_bundle, check_config, validate_config, validate_features, validate_state
+from rootless.oci.schema.validator import IGNORED, KEYWORDS, Unsupported, _Pattern, _pattern, format_path, validate
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_DIR = ROOT / "rootless" / "schema"
+SCHEMA_DIR = ROOT / "rootless" / "oci" / "schema"
 # The spec's own example documents (schema/test of opencontainers/runtime-spec, Apache-2.0).
 SPEC_TESTS = Path(__file__).resolve().parent / "oci-schema-examples"
 VALIDATORS = {"config": validate_config, "state": validate_state, "features": validate_features}
@@ -289,7 +289,7 @@ def test_every_keyword_in_the_schema_files_is_implemented_or_ignored():
 
 
 def test_bundles_are_up_to_date():
-    assert build_bundle.stale(str(SCHEMA_DIR)) == [], "run: python3 -m rootless.schema.build_bundle"
+    assert build_bundle.stale(str(SCHEMA_DIR)) == [], "run: python3 -m rootless.oci.schema.build_bundle"
 
 
 def test_bundles_hold_no_refs_and_only_implemented_keywords():
@@ -381,7 +381,7 @@ def test_validation_imports_neither_re_nor_json():
         "import sys\n"
         f"sys.path.insert(0, {str(ROOT)!r})\n"
         "from rootless import jsonlite\n"
-        "from rootless.schema import validate_config\n"
+        "from rootless.oci.schema import validate_config\n"
         f"doc = jsonlite.loads({json.dumps(MINIMAL)!r})\n"
         "assert validate_config(doc) == [], validate_config(doc)\n"
         "print(','.join(sorted(m for m in ('re', 'json', 'jsonschema', 'dataclasses', 'enum', 'functools') "

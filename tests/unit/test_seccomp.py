@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from rootless import seccomp
-from rootless import syscalls as sc
+from rootless.process import seccomp
+from rootless.linux import syscalls as sc
 from rootless.errors import ConfigError, RootlessError, SyscallError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -253,7 +253,7 @@ def test_check_accepts_every_spec_action_flag_arch_and_operator():
 
 
 def test_importing_the_module_and_check_load_no_libseccomp():
-    code = ("import sys, rootless.seccomp as s; s.check({'defaultAction': 'SCMP_ACT_ERRNO', 'syscalls': "
+    code = ("import sys, rootless.process.seccomp as s; s.check({'defaultAction': 'SCMP_ACT_ERRNO', 'syscalls': "
             "[{'names': ['read'], 'action': 'SCMP_ACT_ALLOW'}]}); "
             "print(sorted(m for m in ('pyseccomp', 'ctypes', 'subprocess') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},

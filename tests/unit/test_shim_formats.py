@@ -1,9 +1,9 @@
-"""The shim's log lines and its client frames (rootless.logformat, rootless.attachproto)."""
+"""The shim's log lines and its client frames (rootless.shim.logformat, rootless.shim.protocol)."""
 
 import json
 import re
 
-from rootless import attachproto, logformat
+from rootless.shim import logformat, protocol
 
 
 def test_k8s_file_lines_full_and_partial() -> None:
@@ -34,10 +34,10 @@ def test_timestamps_are_rfc3339_with_nanoseconds() -> None:
 
 
 def test_frames_split_across_reads() -> None:
-    stream = attachproto.frame(attachproto.STDIN, b"hello") + attachproto.frame(attachproto.RESIZE, b"24 80") + \
-        attachproto.frame(attachproto.CLOSE_STDIN)
-    frames, rest = attachproto.split_frames(stream[:7])
+    stream = protocol.frame(protocol.STDIN, b"hello") + protocol.frame(protocol.RESIZE, b"24 80") + \
+        protocol.frame(protocol.CLOSE_STDIN)
+    frames, rest = protocol.split_frames(stream[:7])
     assert frames == [] and rest == stream[:7]
-    frames, rest = attachproto.split_frames(rest + stream[7:])
-    assert frames == [(attachproto.STDIN, b"hello"), (attachproto.RESIZE, b"24 80"), (attachproto.CLOSE_STDIN, b"")]
+    frames, rest = protocol.split_frames(rest + stream[7:])
+    assert frames == [(protocol.STDIN, b"hello"), (protocol.RESIZE, b"24 80"), (protocol.CLOSE_STDIN, b"")]
     assert rest == b""

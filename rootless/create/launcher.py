@@ -1,0 +1,304 @@
+"""Stage 1 of create: the CLI process's side. It plans everything from config.json (pure, so bad
+input fails before anything exists), makes the state directory, forks the namespace stage,
+writes the ID maps when asked, and records the container once its init is ready.
+
+Every resource it makes has one owner here: on any failure the init and the namespace stage
+are killed and the state directory removed, so a failed create leaves nothing behind.
+"""
+
+import os
+import pwd
+import _signal as signal  # the C module: `signal` imports enum (about 3 ms)
+
+from rootless.oci import config as bundle_config
+from rootless.oci import mounts, namespaces
+from rootless import paths, state
+from rootless.linux import procfs
+from rootless.create import protocol
+from rootless.errors import RootlessError
+
+
+class InitJob:
+    """What the namespace stage and the init need, computed before the fork."""
+
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+
+class Request:
+    """The create/run flags that shape a container."""
+
+    def __init__(self, container_id: str, bundle: str | None, config_file: str | None = None,
+                 pid_file: str | None = None, console_socket: str | None = None, no_pivot: bool = False,
+                 no_new_keyring: bool = False, preserve_fds: int = 0, console_fd: int | None = None,
+                 annotations: dict | None = None):
+        self.container_id, self.bundle, self.config_file = container_id, bundle, config_file
+        self.pid_file = os.path.abspath(pid_file) if pid_file else None
+        self.console_socket, self.no_pivot, self.no_new_keyring = console_socket, no_pivot, no_new_keyring
+        self.preserve_fds = preserve_fds
+        self.console_fd = console_fd        # a connected socket given by `run` instead of a path
+        self.annotations = annotations or {}  # set by flags (--network...), over config.json's
+        self.record_extra: dict = {}          # more for state.json (the shim's whereabouts)
+
+
+def _listen_fds(env) -> int:
+    """systemd socket activation: LISTEN_FDS fds from 3 on, when they are meant for us."""
+    count = env.get("LISTEN_FDS", "")
+    if not count.isdigit() or env.get("LISTEN_PID", str(os.getpid())) != str(os.getpid()):
+        return 0
+    return int(count)
+
+
+def _user_name(uid: int) -> str | None:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None
+
+
+def _plan_idmaps(linux: dict, privileged: bool, name: str | None):
+    from idmap import apply as idmap_apply
+    from idmap import plan as idmap_plan
+    from idmap import subid
+    uid, gid = os.getuid(), os.getgid()
+    return idmap_plan.plan_idmaps(
+        linux.get("uidMappings"), linux.get("gidMappings"), caller_uid=uid, caller_gid=gid, caller_name=name,
+        subuid=subid.read_subid_ranges(name, uid, paths.SUBUID), subgid=subid.read_subid_ranges(name, uid, paths.SUBGID),
+        have_newuidmap=idmap_apply.find_helper("newuidmap") is not None,
+        have_newgidmap=idmap_apply.find_helper("newgidmap") is not None, privileged=privileged)
+
+
+def prepare(ctx, request: Request) -> InitJob:
+    """Everything decided from the bundle and the caller, before anything is made."""
+    bundle = bundle_config.load_bundle(request.bundle, request.config_file)
+    config = bundle.config
+    if request.annotations:
+        config["annotations"] = {**config.get("annotations", {}), **request.annotations}
+        entries = config["linux"].setdefault("namespaces", [])
+        if request.annotations.get("rootless.network", "host") != "host" and \
+                not any(ns["type"] == "network" for ns in entries):
+            # --network MODE asks for a network of the container's own (runc's rootless
+            # template has no network namespace).
+            entries.append({"type": "network"})
+    privileged = os.geteuid() == 0
+    initial_userns = paths.in_initial_userns()
+    ns_plan = namespaces.plan_namespaces(config["linux"], privileged=privileged, in_initial_userns=initial_userns)
+    caller = _user_name(os.getuid())
+    owner = caller if os.geteuid() == os.getuid() else _user_name(os.geteuid())
+    idmaps = _plan_idmaps(config["linux"], privileged, caller) if ns_plan.new_user else None
+    mount_plan = mounts.plan_rootfs(config, bundle.path)
+    terminal = bool(config["process"].get("terminal"))
+    seccomp_filter = None
+    if "seccomp" in config["linux"]:
+        # Compiled here, before anything exists: errors come first, and libseccomp's loader
+        # (ctypes.util runs ldconfig) stays out of the container. The filter survives the fork.
+        from rootless.process import seccomp
+        seccomp_filter, seccomp_warnings = seccomp.compile(config["linux"]["seccomp"])
+        for warning in seccomp_warnings:
+            ctx.trace(warning)
+    if request.console_socket and not terminal:
+        raise RootlessError("--console-socket needs process.terminal: true in config.json")
+    if any(config["linux"].get("resources", {}).values()):
+        ctx.warn("linux.resources is not applied: this version of rootless manages no cgroups")
+    ctx.trace(ns_plan.describe())
+    if idmaps is not None:
+        ctx.trace(idmaps.describe())
+        for warning in idmaps.warnings:
+            ctx.warn(warning)
+    network = _plan_network(ctx, config, ns_plan)
+    notify_socket = os.environ.get("NOTIFY_SOCKET")
+    if notify_socket:
+        from rootless import notify
+        mount_plan += notify.plan_mounts(os.path.join(os.path.abspath(ctx.root), request.container_id))
+        config["process"]["env"] = config["process"].get("env", []) + [f"NOTIFY_SOCKET={notify.CONTAINER_SOCKET}"]
+    if network is not None and network.dns is not None:
+        from netns import dns
+        mount_plan += dns.plan_mounts(os.path.join(os.path.abspath(ctx.root), request.container_id))
+    ctx.trace("mount plan:\n" + mounts.describe(mount_plan))
+    if ctx.debug:
+        from rootless.create import initwait
+        if not os.path.exists(initwait.PROGRAM):
+            ctx.trace(f"{initwait.PROGRAM} is not built (no C compiler at install time): the created init waits "
+                      "as Python, with about 8 MiB more memory")
+    return InitJob(
+        container_id=request.container_id, config=config, bundle=bundle.path, rootfs=bundle.rootfs,
+        ns_plan=ns_plan, idmaps=idmaps, mount_plan=mount_plan, no_pivot=request.no_pivot,
+        no_new_keyring=request.no_new_keyring, preserve_fds=request.preserve_fds,
+        listen_fds=_listen_fds(os.environ), terminal=terminal, notify=bool(notify_socket),
+        # mknod works for real root only; in any user namespace /dev nodes are bind mounts.
+        may_mknod=privileged and initial_userns and not ns_plan.new_user,
+        rootless=not privileged or not initial_userns,
+        seccomp_filter=seccomp_filter, owner=owner or str(os.geteuid()), console_fd=None, state_dir_fd=None,
+        network=network)
+
+
+def _plan_network(ctx, config: dict, ns_plan):
+    """netns.config's plan when the bundle asks for networking by annotation, else None (and
+    nothing of netns/ beyond lo is imported)."""
+    annotations = config.get("annotations") or {}
+    if not any(key in annotations for key in ("rootless.network", "rootless.ports", "rootless.dns")):
+        return None
+    from netns import config as network_config
+    plan = network_config.plan_network(annotations, new_netns="network" in ns_plan.new_types,
+                                       joined_netns=any(t == "network" for t, _ in ns_plan.join))
+    ctx.trace(plan.describe())
+    return plan
+
+
+def _connect_console(path: str) -> int:
+    from rootless.linux import unixsock
+    return unixsock.connect(path, "console socket").detach()
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | None = None
+           ) -> tuple[state.ContainerDir, dict]:
+    """Create the container; its init waits on exec.fifo. With subreaper the init becomes our
+    child (for `run`, which waits for it). job: what prepare() returned, if called already."""
+    job = job or prepare(ctx, request)
+    if job.terminal and not (request.console_socket or request.console_fd is not None):
+        raise RootlessError("process.terminal is true: give --console-socket, or set terminal to false in config.json")
+    cdir = state.ContainerDir(ctx.root, request.container_id)
+    cdir.make()
+    pids = {"stage": None, "init": None}   # children to kill if anything fails
+    parent = child = None
+    network = None                          # the network helper's record, once attached
+    try:
+        if job.config.get("hooks"):
+            from rootless.process import hooks  # before the fork: the init runs hooks with it too
+            hooks.save(cdir.path, job.config["hooks"])
+        cdir.make_fifo()
+        cdir.save_config(job.config)
+        if job.notify:
+            from rootless import notify
+            notify.make_directory(cdir.path)
+        if job.network is not None and job.network.dns is not None:
+            from netns import dns
+            dns.write_files(job.network, cdir.path, job.config.get("hostname"))
+        job.state_dir_fd = os.open(cdir.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        if job.terminal:
+            job.console_fd = request.console_fd
+            if request.console_socket:
+                job.console_fd = _connect_console(request.console_socket)
+        if subreaper:
+            from rootless.process import supervise
+            supervise.adopt_orphans()
+        parent, child = protocol.make_pipes()
+        pids["stage"] = os.fork()
+        if pids["stage"] == 0:
+            parent.close()
+            from rootless.create import nsstage
+            nsstage.run(child, job)
+        child.close()
+        os.close(job.state_dir_fd)
+        if request.console_socket:
+            os.close(job.console_fd)
+        ready = _follow_protocol(parent, job, pids)
+        init_pid = pids["init"]
+        for warning in ready.get("warnings", []):
+            ctx.warn(warning)
+        for note in ready.get("notes", []):
+            ctx.trace(note)
+        if job.network is not None:
+            from netns import attach
+            network = attach.attach(job.network, init_pid, cdir.path,
+                                    userns=job.ns_plan.new_user or any(t == "user" for t, _ in job.ns_plan.join))
+            if ctx.debug and network.get("helper"):
+                from netns import inspect  # pyroute2: about 200 ms, paid under --debug only
+                seen = inspect.addresses_and_routes(init_pid)
+                ctx.trace(f"network: {', '.join(seen['addresses'])}; routes: {', '.join(seen['routes'])}")
+        record = {
+            "ociVersion": job.config.get("ociVersion", ""), "id": request.container_id, "pid": init_pid,
+            "pid_start": procfs.start_time(init_pid), "bundle": job.bundle, "rootfs": job.rootfs,
+            "created": state.rfc3339_now(), "owner": job.owner, "annotations": job.config.get("annotations", {}),
+            "namespaces": {"new": job.ns_plan.new_types + (["user"] if job.ns_plan.new_user else []),
+                           "joined": dict(job.ns_plan.join)},
+            "cgroup_manager": ctx.effective_cgroup_manager, "rootless": job.rootless,
+        }
+        if network is not None:
+            record["network"] = network
+        if job.notify:
+            record["notify"] = True
+        record.update(request.record_extra)
+        cdir.save(record)
+        if request.pid_file:
+            state.write_pid_file(request.pid_file, init_pid)
+        parent.send("ack")
+        parent.close()
+        return cdir, record
+    except BaseException:
+        if network is not None:
+            from netns import attach
+            attach.detach(network)
+        for pid in pids.values():
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        if pids["stage"]:
+            _reap(pids["stage"])
+        if pids["init"] and subreaper:
+            _reap(pids["init"])
+        if parent is not None:
+            parent.close()
+        cdir.remove()
+        if request.pid_file and pids["init"]:
+            try:
+                os.unlink(request.pid_file)
+            except FileNotFoundError:
+                pass
+        raise
+
+
+def _follow_protocol(parent: protocol.Channel, job: InitJob, pids: dict) -> dict:
+    """The parent's half of rootless.create.protocol, up to "ready"; fills pids["init"] with the
+    init's host PID and clears pids["stage"] once that stage is reaped. Returns the "ready"
+    message (its warnings and notes)."""
+    def reap_stage() -> None:
+        _reap(pids["stage"])
+        pids["stage"] = None
+
+    while True:
+        message = parent.receive()
+        if message is None:
+            if pids["stage"]:
+                reap_stage()
+            raise RootlessError("the container init exited before it was ready")
+        kind = message["type"]
+        if kind == "userns":
+            from idmap import apply as idmap_apply
+            idmap_apply.apply_idmap_plan(job.idmaps, message["pid"])
+            parent.send("mapped")
+        elif kind == "init":
+            pids["init"] = message["pid"]
+            reap_stage()
+        elif kind in ("hooks", "ready") and pids["init"] is None:
+            raise RootlessError(f"protocol error: {kind!r} before the init's PID")
+        elif kind == "hooks":
+            # The init waits before pivot_root while prestart and createRuntime run here.
+            parent.send("continue", state=_run_runtime_hooks(job, pids["init"]))
+        elif kind == "ready":
+            return message
+        elif kind == "error":
+            if pids["stage"]:
+                reap_stage()
+            raise RootlessError(message["msg"])
+
+
+def _run_runtime_hooks(job: InitJob, init_pid: int) -> dict:
+    """prestart then createRuntime, here in the runtime namespaces, while the init waits before
+    pivot_root. Returns the state for the init's own hooks (createContainer, startContainer)."""
+    from rootless.process import hooks
+    record = {"ociVersion": job.config.get("ociVersion", ""), "id": job.container_id, "bundle": job.bundle,
+              "annotations": job.config.get("annotations", {})}
+    state = hooks.state_for(record, "creating", init_pid)
+    for kind in ("prestart", "createRuntime"):
+        hooks.run_all(kind, job.config.get("hooks"), state)
+    return state

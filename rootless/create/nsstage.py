@@ -1,0 +1,52 @@
+"""Stage 2 of create: the namespace-creating child, forked by the CLI process.
+
+It joins the namespaces given by path (the user namespace first), creates the user namespace
+and waits until the parent has written its ID maps, creates the other namespaces inside it,
+then forks the container init (PID 1 when there is a new PID namespace: CLONE_NEWPID takes
+effect for children only) and exits. See rootless.create.protocol for the messages.
+"""
+
+import os
+
+from rootless.create import init
+from rootless.oci import namespaces
+from rootless.process import attrs, become
+from rootless.linux import syscalls as sc
+from rootless.errors import RootlessError
+
+
+def run(channel, job) -> None:
+    """Never returns."""
+    try:
+        plan = job.ns_plan
+        for nstype, path in plan.join:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as err:
+                raise RootlessError(f"open namespace {nstype} `{path}`: {err.strerror}") from None
+            try:
+                sc.setns(fd, namespaces.FLAGS[nstype], path)
+            finally:
+                os.close(fd)
+            if nstype == "user":
+                become.become_namespace_root()
+        if plan.new_user:
+            sc.unshare(sc.CLONE_NEWUSER)
+            channel.send("userns", pid=os.getpid())
+            channel.expect("mapped")
+            become.become_namespace_root()
+        if plan.unshare_flags:
+            sc.unshare(plan.unshare_flags)
+        if job.config["linux"].get("timeOffsets"):
+            # Only while no process is in the new time namespace: before the fork.
+            attrs.write_time_offsets(job.config["linux"]["timeOffsets"])
+        if os.fork() == 0:
+            init.run(channel, job)
+        # The init announces its own PID: one writer for "init" and what follows, so the
+        # parent never sees "ready" before it (a message from here could arrive later).
+        os._exit(0)
+    except RootlessError as err:
+        channel.send("error", msg=err.message)
+    except Exception as err:  # still one line for the user, never a traceback on conmon's pipe
+        channel.send("error", msg=f"namespace stage: {type(err).__name__}: {err}")
+    os._exit(1)

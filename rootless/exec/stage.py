@@ -1,0 +1,86 @@
+"""`exec`, the child's side: joins the namespaces of a container's init (the user namespace
+first), enters its root, forks the process (a PID namespace takes effect for children only),
+reports the process's host PID and exits. The process becomes what the container's config says
+(rootless.process.become.become) and executes the command.
+
+Messages to the CLI process, on the pipe of rootless.create.protocol (one JSON object per line):
+  the stage:   {"type": "pid", "pid": P}     P as the caller sees it: fork's return value here,
+                                             where our own PID namespace is still the caller's
+  the process: {"type": "warnings", "warnings": [...]} when there are any, then nothing: the
+               execve closes the pipe (close-on-exec), which tells the CLI it succeeded
+  either:      {"type": "error", "msg": "..."} and exit
+"""
+
+import os
+
+from rootless.terminal import ctty
+from rootless.oci import namespaces
+from rootless.process import attrs, become, seccomp, seccomp_agent
+from rootless.linux import syscalls as sc
+from rootless.errors import RootlessError
+
+
+def run(channel, job) -> None:
+    """Never returns."""
+    try:
+        for nstype, fd in job.namespace_fds:
+            sc.setns(fd, namespaces.FLAGS[nstype], f"/proc/{job.init_pid}/ns/{namespaces.PROC_NAMES[nstype]}")
+            if nstype == "user":
+                become.become_namespace_root()
+        # The init's root. setns into the mount namespace already lands on the topmost mount at
+        # its root (so --no-pivot's moved rootfs too); entering /proc/PID/root states it
+        # rather than relying on it.
+        os.fchdir(job.root_fd)
+        os.chroot(".")
+        pid = os.fork()
+        if pid == 0:
+            _process(channel, job)
+        channel.send("pid", pid=pid)
+        os._exit(0)
+    except RootlessError as err:
+        channel.send("error", msg=err.message)
+    except OSError as err:
+        channel.send("error", msg=f"exec: join the container: {err.strerror or err}")
+    except Exception as err:  # still one line for the user
+        channel.send("error", msg=f"exec: {type(err).__name__}: {err}")
+    os._exit(1)
+
+
+def _process(channel, job) -> None:
+    proc = job.process
+    try:
+        if proc.get("terminal"):
+            ctty.setup(job.socket_module, job.console_fd, proc.get("consoleSize"))
+        if "oomScoreAdj" in proc:
+            become.set_oom_score_adj(proc["oomScoreAdj"])
+        attrs.apply_process({"process": proc, "linux": job.linux})
+        warnings: list[str] = []
+        load_filter = _filter_loader(job)
+        executable, env = become.become(proc, load_filter, warnings, [])
+        if warnings:
+            channel.send("warnings", warnings=warnings)
+        # The protocol pipe closes at the execve, as every fd from here on does.
+        become.pass_fds(3 + job.preserve_fds, on_exec=True)
+        become.reset_signals()
+        os.execve(executable, proc["args"], env)
+    except RootlessError as err:
+        channel.send("error", msg=err.message)
+    except OSError as err:
+        where = f" `{err.filename}`" if err.filename else ""
+        channel.send("error", msg=f"exec: {err.strerror or err}{where}")
+    except Exception as err:
+        channel.send("error", msg=f"exec: {type(err).__name__}: {err}")
+    os._exit(127)
+
+
+def _filter_loader(job):
+    """What loads the container's seccomp filter in the process (None without one), handing the
+    notification fd to the container's seccomp agent when it has one."""
+    if job.seccomp_filter is None:
+        return None
+    if job.agent is None:
+        return lambda: seccomp.load(job.seccomp_filter)
+    host_pid = int(os.readlink("self", dir_fd=job.host_proc))
+    return lambda: seccomp_agent.load_and_hand_over(
+        job.seccomp_filter, job.agent, job.socket_module, job.config, container_id=job.container_id,
+        bundle=job.bundle, status="running", pid=host_pid, init_pid=job.init_pid)

@@ -1,0 +1,290 @@
+"""Executing the mount plan inside the container's mount namespace, then pivot_root.
+
+Every destination is resolved inside the rootfs by the kernel (openat2 with RESOLVE_IN_ROOT),
+and the mount is made on /proc/self/fd/N of the resolved target, so a symlink in the rootfs
+cannot send a mount outside it.
+"""
+
+import errno
+import os
+import stat
+
+from rootless.oci import mounts
+from rootless.rootfs import mountext
+from rootless.linux import syscalls as sc
+from rootless.errors import RootlessError, SyscallError
+
+_RESOLVE = sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS
+# statvfs bits of flags a mount namespace's owner cannot clear on a bind mount it did not make.
+_LOCKED = ((os.ST_NOSUID, sc.MS_NOSUID), (os.ST_NODEV, sc.MS_NODEV), (os.ST_NOEXEC, sc.MS_NOEXEC),
+           (os.ST_RDONLY, sc.MS_RDONLY))
+
+
+def _fd_path(fd: int) -> str:
+    return f"/proc/self/fd/{fd}"
+
+
+class Rootfs:
+    """The container's root directory on the host, open as an O_PATH fd."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def resolve(self, path: str, flags: int = os.O_PATH) -> int:
+        return sc.openat2(self.fd, path, flags, _RESOLVE, shown=self.path + path)
+
+    def make_dirs(self, path: str, _depth: int = 0) -> int:
+        """O_PATH fd of directory `path` inside the rootfs, creating missing components. A
+        dangling symlink on the way is followed inside the rootfs, as the kernel resolves it
+        there, and its target is created (runc's securejoin does the same)."""
+        if _depth > 40:  # the kernel's MAXSYMLINKS
+            raise SyscallError("mkdir", errno.ELOOP, self.path + path)
+        current = self.resolve("/", os.O_PATH | os.O_DIRECTORY)
+        walked = ""
+        try:
+            for part in (p for p in path.split("/") if p):
+                parent, walked = walked, walked + "/" + part
+                try:
+                    following = self.resolve(walked, os.O_PATH | os.O_DIRECTORY)
+                except SyscallError as err:
+                    if err.errno != errno.ENOENT:
+                        raise
+                    try:
+                        os.mkdir(part, 0o755, dir_fd=current)
+                    except FileExistsError:
+                        self._make_link_target(current, part, parent, _depth)
+                    following = self.resolve(walked, os.O_PATH | os.O_DIRECTORY)
+                os.close(current)
+                current = following
+        except BaseException:
+            os.close(current)
+            raise
+        return current
+
+    def _make_link_target(self, parent_fd: int, name: str, parent: str, depth: int) -> None:
+        try:
+            target = os.readlink(name, dir_fd=parent_fd)
+        except OSError:
+            return  # made meanwhile by someone else: resolving again will tell
+        os.close(self.make_dirs(target if target.startswith("/") else f"{parent}/{target}", depth + 1))
+
+    def make_target(self, path: str, directory: bool) -> int:
+        """O_PATH fd of a mount target: a directory, or a file for mounts of files."""
+        if directory:
+            return self.make_dirs(path)
+        try:
+            return self.resolve(path)
+        except SyscallError as err:
+            if err.errno != errno.ENOENT:
+                raise
+        parent = self.make_dirs(os.path.dirname(path))
+        try:
+            os.close(os.open(os.path.basename(path), os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                             0o644, dir_fd=parent))
+        except FileExistsError:
+            pass
+        finally:
+            os.close(parent)
+        return self.resolve(path)
+
+
+def locked_flags(path: str) -> int:
+    """Flags the current mount at `path` carries that a bind remount must keep (in a user
+    namespace the kernel refuses to clear them: EPERM)."""
+    current = os.statvfs(path).f_flag
+    return sum(ms for st, ms in _LOCKED if current & st)
+
+
+def remount_bind(path: str, flags: int, shown: str) -> None:
+    flags |= locked_flags(path)
+    sc.mount(None, path, None, sc.MS_BIND | sc.MS_REMOUNT | flags, None, shown_target=shown)
+
+
+def prepare(rootfs: str, propagation: str | None) -> None:
+    """Cut propagation to the host, then make the rootfs a mount point of its own (pivot_root
+    needs one)."""
+    flags = mounts.PROPAGATION.get(propagation or "rslave")
+    if flags is None:
+        raise RootlessError(f"config.json: linux.rootfsPropagation {propagation!r} is not a propagation type")
+    # rshared at / would make pivot_root fail: the host side stays slave, rshared is set later.
+    sc.mount(None, "/", None, (sc.MS_SLAVE | sc.MS_REC) if flags & sc.MS_SHARED else flags)
+    sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
+
+
+def _mount_filesystem(op: mounts.Mount, target: str, shown: str) -> bool:
+    """Mount op's filesystem; True if the host's instance was bound instead."""
+    try:
+        sc.mount(op.source or op.fstype, target, op.fstype, op.flags, op.data or None, shown_target=shown)
+        return False
+    except SyscallError as err:
+        if op.fstype == "devpts" and err.errno == errno.EINVAL and "gid=" in op.data:
+            # gid=5 (tty) is not mapped in a single-ID user namespace: runc drops it too.
+            data = ",".join(o for o in op.data.split(",") if not o.startswith("gid="))
+            sc.mount(op.source or op.fstype, target, op.fstype, op.flags, data or None, shown_target=shown)
+            return False
+        if not (op.fallback_source and err.errno in (errno.EPERM, errno.EACCES, errno.EINVAL, errno.ENODEV)):
+            raise
+    # Refused (an unprivileged user may not mount sysfs without its own netns, proc without its
+    # own pidns; cgroup v1 needs per-controller mounts): bind the host's instance instead.
+    sc.mount(op.fallback_source, target, None, sc.MS_BIND | sc.MS_REC, None, shown_target=shown)
+    return True
+
+
+def _host_bind(op: mounts.Mount, source: str) -> mounts.Mount:
+    """A bind of the host's instance standing in for a filesystem: its flags (ro above all)
+    hold for every mount below it, or a read-only /sys/fs/cgroup would have writable
+    controllers under it."""
+    attr_set, attr_clear = _attributes(op.flags)
+    attr_set |= op.recursive[0]
+    return mounts.Mount(op.destination, None, source, op.flags | sc.MS_BIND | sc.MS_REC, "", op.propagation,
+                        True, None, (attr_set, attr_clear | op.recursive[1]))
+
+
+def _attributes(flags: int) -> tuple[int, int]:
+    pairs = ((sc.MS_RDONLY, sc.MOUNT_ATTR_RDONLY), (sc.MS_NOSUID, sc.MOUNT_ATTR_NOSUID),
+             (sc.MS_NODEV, sc.MOUNT_ATTR_NODEV), (sc.MS_NOEXEC, sc.MOUNT_ATTR_NOEXEC))
+    return sum(attr for ms, attr in pairs if flags & ms), 0
+
+
+def apply_mount(root: Rootfs, op: mounts.Mount) -> None:
+    shown = root.path + op.destination
+    if op.bind:
+        try:
+            directory = stat.S_ISDIR(os.stat(op.source).st_mode)
+        except OSError as err:
+            raise RootlessError(f"mount {op.destination}: source {op.source}: {err.strerror}") from None
+    else:
+        directory = True
+    if op.fstype in ("cgroup", "cgroup2"):
+        # cgroup v1 needs one mount per controller, and a cgroup2 mount shows the whole
+        # hierarchy without a cgroup namespace: the host's tree, bound, serves both.
+        op = _host_bind(op, "/sys/fs/cgroup")
+    fd = root.make_target(op.destination, directory)
+    # tmpcopyup: the destination's directory, held open, is still readable under the new tmpfs.
+    below = os.open(_fd_path(fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if op.copy_up else None
+    try:
+        if op.idmap:
+            mountext.idmapped_bind(op.source, fd, op.idmap[0], op.idmap[1],
+                                   recursive_bind=bool(op.flags & sc.MS_REC), recursive_idmap=op.idmap[2],
+                                   shown=shown)
+        elif op.bind:
+            sc.mount(op.source, _fd_path(fd), None, sc.MS_BIND | (op.flags & sc.MS_REC), None, shown_target=shown)
+        elif _mount_filesystem(op, _fd_path(fd), shown):
+            op = _host_bind(op, op.fallback_source)
+        if below is not None:
+            top = root.resolve(op.destination, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                mountext.copy_tree(below, top, op.destination)
+            finally:
+                os.close(top)
+    finally:
+        os.close(fd)
+        if below is not None:
+            os.close(below)
+    # The fd named the directory under the new mount: open the mount itself for what follows.
+    fd = root.resolve(op.destination)
+    try:
+        if op.bind and op.remount_flags:
+            remount_bind(_fd_path(fd), op.remount_flags, shown)
+        if op.recursive != (0, 0):
+            sc.mount_setattr_recursive(fd, *op.recursive, shown=shown)
+        for propagation in op.propagation:
+            sc.mount(None, _fd_path(fd), None, propagation, None, shown_target=shown)
+    finally:
+        os.close(fd)
+
+
+def apply_device(root: Rootfs, op: mounts.Device, may_mknod: bool) -> None:
+    kinds = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
+    parent = root.make_dirs(os.path.dirname(op.path))
+    name = os.path.basename(op.path)
+    try:
+        if may_mknod:
+            try:
+                os.unlink(name, dir_fd=parent)
+            except FileNotFoundError:
+                pass
+            os.mknod(name, kinds[op.dev_type] | (op.mode & 0o7777), os.makedev(op.major, op.minor), dir_fd=parent)
+            os.chown(name, op.uid, op.gid, dir_fd=parent, follow_symlinks=False)
+            return
+    except PermissionError:
+        pass  # a user namespace may not mknod: bind the host's node as below
+    finally:
+        os.close(parent)
+    fd = root.make_target(op.path, directory=False)
+    try:
+        sc.mount(op.path, _fd_path(fd), None, sc.MS_BIND, None, shown_target=root.path + op.path)
+    finally:
+        os.close(fd)
+
+
+def apply_symlink(root: Rootfs, op: mounts.Symlink) -> None:
+    parent = root.make_dirs(os.path.dirname(op.path))
+    name = os.path.basename(op.path)
+    try:
+        try:
+            os.unlink(name, dir_fd=parent)
+        except FileNotFoundError:
+            pass
+        os.symlink(op.target, name, dir_fd=parent)
+    finally:
+        os.close(parent)
+
+
+def apply_plan(rootfs: str, plan: list, *, may_mknod: bool) -> None:
+    root = Rootfs(rootfs)
+    try:
+        for op in plan:
+            if op.kind == "mount":
+                apply_mount(root, op)
+            elif op.kind == "device":
+                apply_device(root, op, may_mknod)
+            else:
+                apply_symlink(root, op)
+    finally:
+        root.close()
+
+
+def pivot(rootfs: str, no_pivot: bool) -> None:
+    os.chdir(rootfs)
+    if no_pivot:
+        sc.mount(rootfs, "/", None, sc.MS_MOVE)
+        os.chroot(".")
+    else:
+        # pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only the
+        # container's tree. Making it slave first keeps the unmount from reaching the host.
+        sc.pivot_root(".", ".")
+        sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
+        sc.umount2(".", sc.MNT_DETACH)
+    os.chdir("/")
+
+
+def finish(config: dict) -> None:
+    """After pivot_root: masked and read-only paths, the read-only root, rootfs propagation."""
+    linux = config.get("linux", {})
+    for path in linux.get("maskedPaths", []):
+        try:
+            directory = stat.S_ISDIR(os.stat(path).st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if directory:
+            sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY, None)
+        else:
+            sc.mount("/dev/null", path, None, sc.MS_BIND, None)
+    for path in linux.get("readonlyPaths", []):
+        try:
+            sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC, None)
+        except SyscallError as err:
+            if err.errno == errno.ENOENT:
+                continue
+            raise
+        remount_bind(path, sc.MS_RDONLY, path)
+    if config.get("root", {}).get("readonly"):
+        remount_bind("/", sc.MS_RDONLY, "/")
+    propagation = linux.get("rootfsPropagation")
+    if propagation in ("shared", "rshared"):
+        sc.mount(None, "/", None, mounts.PROPAGATION[propagation], None)
