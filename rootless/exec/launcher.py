@@ -50,6 +50,8 @@ def _read_process_file(path: str) -> dict:
         raise RootlessError(f"--process {path}: {err.strerror}") from None
     except ValueError as err:
         raise RootlessError(f"--process {path}: not valid JSON: {err}") from None
+    from rootless.oci.config import drop_nulls
+    drop_nulls(proc)  # null is absent, as runc reads it
     if not isinstance(proc, dict) or not isinstance(proc.get("args"), list) or not proc["args"] \
             or not all(isinstance(arg, str) for arg in proc["args"]):
         raise RootlessError(f"--process {path}: an OCI process object with a non-empty args list is expected")
