@@ -134,7 +134,7 @@ def execute(ctx, cdir: state.ContainerDir, record: dict, request: ExecRequest) -
     return its exit status (128+N when signal N killed it)."""
     current = state.status(cdir, record)
     if current == "stopped":
-        raise RootlessError(f"cannot exec in container {cdir.id}: it is stopped")
+        raise RootlessError(f"cannot exec in a stopped container: {cdir.id}")
     config = cdir.load_config()
     proc = build_process(config["process"], request)
     terminal = bool(proc.get("terminal"))

@@ -161,6 +161,18 @@ def test_relative_mount_destination_is_under_root(runtime: Runtime) -> None:
     assert out == "1\n"
 
 
+def test_relative_mount_destination_warns_in_the_log(runtime: Runtime) -> None:
+    log = runtime.work_dir / "runtime.log"
+    result = run_with(runtime, runtime.binary, "true",
+                      lambda c: c["mounts"].append({"destination": "mnt", "type": "tmpfs", "source": "tmpfs"}),
+                      "--log", str(log), "--log-format", "json")
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(line["level"], line["msg"]) for line in lines] == [
+        ("warning", "mount destination mnt is not absolute. Support for non-absolute mount destinations "
+                    "will be removed in a future release.")]
+
+
 def test_personality_flags_are_ignored(runtime: Runtime) -> None:
     out = runs_as_runc_does(runtime, "echo ran", setter("linux.personality", {"domain": "LINUX", "flags": ["x"]}))
     assert out == "ran\n"
