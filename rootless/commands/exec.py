@@ -1,5 +1,6 @@
 from rootless.exec import launcher as exec_launcher
 from rootless import state
+from rootless.errors import RootlessError, UsageError
 
 
 def run(ctx, parsed) -> int:
@@ -9,7 +10,13 @@ def run(ctx, parsed) -> int:
         additional_gids=o["additional_gids"], caps=o["cap"], no_new_privs=o["no_new_privs"],
         tty=o["tty"] or None, console_socket=o["console_socket"], detach=o["detach"], pid_file=o["pid_file"],
         preserve_fds=o["preserve_fds"], apparmor=o["apparmor"], process_label=o["process_label"])
-    cdir = state.ContainerDir(ctx.root, parsed.args["id"])
-    with cdir:
-        record = cdir.load()
-    return exec_launcher.execute(ctx, cdir, record, request)
+    try:
+        cdir = state.ContainerDir(ctx.root, parsed.args["id"])
+        with cdir:
+            record = cdir.load()
+        return exec_launcher.execute(ctx, cdir, record, request)
+    except UsageError:
+        raise
+    except RootlessError as err:
+        err.exit_code = 255  # runc's status for an exec that fails before the process runs
+        raise

@@ -50,6 +50,8 @@ def _read_process_file(path: str) -> dict:
         raise RootlessError(f"--process {path}: {err.strerror}") from None
     except ValueError as err:
         raise RootlessError(f"--process {path}: not valid JSON: {err}") from None
+    from rootless.oci.config import drop_nulls
+    drop_nulls(proc)  # null is absent, as runc reads it
     if not isinstance(proc, dict) or not isinstance(proc.get("args"), list) or not proc["args"] \
             or not all(isinstance(arg, str) for arg in proc["args"]):
         raise RootlessError(f"--process {path}: an OCI process object with a non-empty args list is expected")
@@ -132,7 +134,7 @@ def execute(ctx, cdir: state.ContainerDir, record: dict, request: ExecRequest) -
     return its exit status (128+N when signal N killed it)."""
     current = state.status(cdir, record)
     if current == "stopped":
-        raise RootlessError(f"cannot exec in container {cdir.id}: it is stopped")
+        raise RootlessError(f"cannot exec in a stopped container: {cdir.id}")
     config = cdir.load_config()
     proc = build_process(config["process"], request)
     terminal = bool(proc.get("terminal"))

@@ -170,6 +170,8 @@ def plan_devices(linux: dict, *, with_defaults: bool) -> list[Device]:
         devices = {path: Device(path, kind, major, minor, 0o666, 0, 0) for path, kind, major, minor in DEFAULT_DEVICES}
     for entry in linux.get("devices", []):
         path = entry["path"]
+        if os.path.normpath(path) == "/dev/ptmx":  # as runc: always the link to pts/ptmx, never a node
+            continue
         if entry["type"] not in ("c", "b", "u", "p"):
             raise ConfigError(f"config.json: device {path}: unknown type {entry['type']!r}")
         devices[path] = Device(path, entry["type"], entry.get("major", 0), entry.get("minor", 0),

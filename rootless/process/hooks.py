@@ -38,15 +38,17 @@ class HookError(RootlessError):
 
 def check(hooks: dict) -> None:
     """What the schema cannot say: paths are absolute (the spec extends execv there) and env
-    entries are NAME=VALUE."""
+    entries have a name. An entry without "=" is passed as NAME= (runc and crun run it; runc
+    passes it verbatim); one with no name ("" or "=x") is refused: execve from Python cannot
+    pass it."""
     for kind in KINDS:
         for index, hook in enumerate(hooks.get(kind) or ()):
             where = f"config.json: hooks.{kind}[{index}]"
             if not hook["path"].startswith("/"):
                 raise ConfigError(f"{where}.path {hook['path']!r} must be an absolute path")
             for item in hook.get("env", ()):
-                if "=" not in item or item.startswith("="):
-                    raise ConfigError(f"{where}.env: {item!r} is not NAME=VALUE")
+                if not item.partition("=")[0]:
+                    raise ConfigError(f"{where}.env: {item!r} has no name (NAME=VALUE)")
 
 
 def wanted(hooks: dict | None, kinds: tuple[str, ...]) -> bool:

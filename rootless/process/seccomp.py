@@ -13,7 +13,8 @@ Three steps, each where the caller can afford it:
   memory: compiled before a fork, it loads in the child as well.
 
 Behaviour follows runc (libcontainer/seccomp): syscall names this libseccomp does not know are
-skipped (profiles list syscalls of newer kernels), a rule whose action is the default action is
+skipped, as runc and crun skip them (profiles list syscalls of newer kernels; `--debug` names
+them), an errnoRet beside an action that takes none is ignored, a rule whose action is the default action is
 skipped (libseccomp refuses it), a rule that tests one argument twice becomes one rule per
 condition (libseccomp refuses them in one rule; separate rules OR them), and libseccomp is told
 not to set no_new_privs itself: process.noNewPrivileges decides that.
@@ -85,16 +86,6 @@ OPERATORS = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ"
 _MAX_ARGS = 6                 # a system call has six arguments
 _UINT64 = (1 << 64) - 1
 _NR_SCMP_ERROR = -1           # what libseccomp resolves an unknown syscall name to
-# System calls Linux gained after the tables of Debian 12's libseccomp (2.5.4). Profiles of
-# newer engines list them, and runc skips every name it cannot resolve: these are skipped with
-# a warning. Any other unknown name is a mistake in the profile (a typo would otherwise silently
-# leave a call unfiltered), and is refused.
-NEWER_SYSCALLS = frozenset((
-    "cachestat", "fchmodat2", "map_shadow_stack", "futex_wake", "futex_wait", "futex_requeue",
-    "statmount", "listmount", "lsm_get_self_attr", "lsm_set_self_attr", "lsm_list_modules", "mseal",
-    "setxattrat", "getxattrat", "listxattrat", "removexattrat", "open_tree_attr", "uretprobe",
-    "memfd_secret", "process_mrelease", "futex_waitv", "set_mempolicy_home_node",
-))
 _OPTIMIZE_FROM = 32           # runc turns on libseccomp's binary tree beyond 32 syscalls
 _WHERE = "config.json: linux.seccomp"
 
@@ -115,7 +106,7 @@ def check(seccomp: dict) -> None:
         # for an agent that has not received the listener yet.
         _fail(".defaultAction", "SCMP_ACT_NOTIFY cannot be the default action")
     if "defaultErrnoRet" in seccomp:
-        _check_errno_ret(".defaultErrnoRet", seccomp["defaultErrnoRet"], default, "defaultAction")
+        _check_errno_ret(".defaultErrnoRet", seccomp["defaultErrnoRet"], default)
     for i, arch in enumerate(_list(seccomp, "architectures")):
         if arch not in ARCHITECTURES:
             _fail(f".architectures[{i}]", f"unknown architecture {_show(arch)} (not an SCMP_ARCH_* name of the OCI spec)")
@@ -125,8 +116,8 @@ def check(seccomp: dict) -> None:
     for key in ("listenerPath", "listenerMetadata"):
         if key in seccomp and not isinstance(seccomp[key], str):
             _fail(f".{key}", "must be a string")
-    if seccomp.get("listenerMetadata") and not seccomp.get("listenerPath"):
-        _fail(".listenerMetadata", "is set but listenerPath is not")
+    # listenerMetadata without listenerPath, and listenerPath without SCMP_ACT_NOTIFY, are
+    # ignored, as runc and crun do (rootless.oci.config drops an unused listenerPath).
     if seccomp.get("listenerPath") and not seccomp["listenerPath"].startswith("/"):
         _fail(".listenerPath", f"{_show(seccomp['listenerPath'])} must be an absolute path")
     for i, rule in enumerate(_list(seccomp, "syscalls")):
@@ -137,11 +128,11 @@ def _check_rule(where: str, rule, has_listener: bool) -> None:
     if not isinstance(rule, dict):
         _fail(where, "must be an object")
     names = rule.get("names")
-    if not isinstance(names, list) or not names:
-        _fail(f"{where}.names", "must be a non-empty list of syscall names")
+    if not isinstance(names, list):  # empty: a rule that matches nothing, as in runc and crun
+        _fail(f"{where}.names", "must be a list of syscall names")
     for j, name in enumerate(names):
-        if not isinstance(name, str) or not name:
-            _fail(f"{where}.names[{j}]", "must be a non-empty string")
+        if not isinstance(name, str):
+            _fail(f"{where}.names[{j}]", "must be a string")
     action = rule.get("action")
     if action is None:
         _fail(f"{where}.action", "is required")
@@ -152,7 +143,7 @@ def _check_rule(where: str, rule, has_listener: bool) -> None:
         if "write" in names:
             _fail(f"{where}.action", "SCMP_ACT_NOTIFY cannot be used for write (the init writes after loading)")
     if "errnoRet" in rule:
-        _check_errno_ret(f"{where}.errnoRet", rule["errnoRet"], action, "action")
+        _check_errno_ret(f"{where}.errnoRet", rule["errnoRet"], action)
     args = _list(rule, "args", where)
     if len(args) > _MAX_ARGS:
         _fail(f"{where}.args", f"{len(args)} conditions, at most {_MAX_ARGS} (a syscall has {_MAX_ARGS} arguments)")
@@ -176,9 +167,9 @@ def _check_action(where: str, action) -> None:
         _fail(where, f"unknown action {_show(action)} (known: {', '.join(ACTIONS)})")
 
 
-def _check_errno_ret(where: str, value, action: str, action_key: str) -> None:
+def _check_errno_ret(where: str, value, action: str) -> None:
     if action not in _ERRNO_ACTIONS:
-        _fail(where, f"only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take an errno, and {action_key} is {action}")
+        return  # runc and crun ignore it there; _action drops it
     limit = _ERRNO_ACTIONS[action]
     if not _is_uint(value) or value > limit:
         _fail(where, f"must be an integer from 0 to {limit} for {action}, not {_show(value)}")
@@ -218,7 +209,8 @@ def compile(seccomp: dict) -> tuple[object, list[str]]:
 
     Runs check first. The filter lives in libseccomp's memory and needs nothing more to be
     loaded: call this before pivot_root (it imports pyseccomp), then `load` it later. Errors
-    are ConfigError; the warnings name the syscalls this libseccomp does not know."""
+    are ConfigError; the warnings (for --debug, where runc logs them) name the syscalls this
+    libseccomp does not know."""
     check(seccomp)
     import pyseccomp
 
@@ -251,7 +243,7 @@ def compile(seccomp: dict) -> tuple[object, list[str]]:
             raise ConfigError(f"{_WHERE}.flags[{i}]: {flag} is not supported by this libseccomp or kernel "
                               f"({err.strerror})") from None
 
-    newer: list[str] = []
+    unknown: list[str] = []
     numbers: dict[str, int] = {}
     added = 0
     for i, rule in enumerate(seccomp.get("syscalls") or []):
@@ -265,10 +257,7 @@ def compile(seccomp: dict) -> tuple[object, list[str]]:
                 # error here means no listed architecture knows the name.
                 numbers[name] = pyseccomp.resolve_syscall(0, name)
                 if numbers[name] == _NR_SCMP_ERROR:
-                    if name not in NEWER_SYSCALLS:
-                        raise ConfigError(f"{_WHERE}.syscalls[{i}].names: {_show(name)} is not a system call "
-                                          f"(not known to libseccomp, nor a newer Linux system call)")
-                    newer.append(name)
+                    unknown.append(name)
             if numbers[name] == _NR_SCMP_ERROR:
                 continue
             for conditions in _condition_groups(pyseccomp, rule.get("args") or []):
@@ -286,9 +275,9 @@ def compile(seccomp: dict) -> tuple[object, list[str]]:
         except OSError:
             pass                       # an older libseccomp: a linear filter works the same
     warnings = []
-    if newer:
-        warnings.append(f"seccomp: ignored {len(newer)} syscall name(s) newer than this libseccomp: "
-                        + ", ".join(newer))
+    if unknown:
+        warnings.append(f"seccomp: ignored {len(unknown)} syscall name(s) this libseccomp does not know: "
+                        + ", ".join(map(_show, unknown)))
     return filt, warnings
 
 
