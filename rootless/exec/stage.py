@@ -23,6 +23,11 @@ from rootless.errors import RootlessError
 def run(channel, job) -> None:
     """Never returns."""
     try:
+        # Undumpable while it holds fds of the host (the namespaces, the root, the host's /proc):
+        # a process of the container could otherwise take them through /proc/PID/fd once we
+        # are in its namespaces (the runc CVE-2024-21626 class). The process turns dumpable
+        # again once it has closed them (_process).
+        sc.set_dumpable(False)
         for nstype, fd in job.namespace_fds:
             sc.setns(fd, namespaces.FLAGS[nstype], f"/proc/{job.init_pid}/ns/{namespaces.PROC_NAMES[nstype]}")
             if nstype == "user":
@@ -35,7 +40,10 @@ def run(channel, job) -> None:
         pid = os.fork()
         if pid == 0:
             _process(channel, job)
-        channel.send("pid", pid=pid)
+        try:
+            channel.send("pid", pid=pid)
+        except BrokenPipeError:
+            pass  # the process failed first, and the CLI, which reported that, stopped listening
         os._exit(0)
     except RootlessError as err:
         channel.send("error", msg=err.message)
@@ -49,13 +57,20 @@ def run(channel, job) -> None:
 def _process(channel, job) -> None:
     proc = job.process
     try:
+        # The host's /proc is needed for one fact, our host PID (for a seccomp agent): read it
+        # now, then drop every fd of the host before turning dumpable again (writing our own
+        # /proc/self files needs it in a user namespace).
+        host_pid = int(os.readlink("self", dir_fd=job.host_proc)) if job.host_proc is not None else None
+        for fd in [fd for _, fd in job.namespace_fds] + [job.root_fd] + [job.host_proc] * (job.host_proc is not None):
+            os.close(fd)
+        sc.set_dumpable(True)
         if proc.get("terminal"):
             ctty.setup(job.socket_module, job.console_fd, proc.get("consoleSize"))
         if "oomScoreAdj" in proc:
             become.set_oom_score_adj(proc["oomScoreAdj"])
         attrs.apply_process({"process": proc, "linux": job.linux})
         warnings: list[str] = []
-        load_filter = _filter_loader(job)
+        load_filter = _filter_loader(job, host_pid)
         executable, env = become.become(proc, load_filter, warnings, [])
         if warnings:
             channel.send("warnings", warnings=warnings)
@@ -73,14 +88,13 @@ def _process(channel, job) -> None:
     os._exit(127)
 
 
-def _filter_loader(job):
+def _filter_loader(job, host_pid: int | None):
     """What loads the container's seccomp filter in the process (None without one), handing the
     notification fd to the container's seccomp agent when it has one."""
     if job.seccomp_filter is None:
         return None
     if job.agent is None:
         return lambda: seccomp.load(job.seccomp_filter)
-    host_pid = int(os.readlink("self", dir_fd=job.host_proc))
     return lambda: seccomp_agent.load_and_hand_over(
         job.seccomp_filter, job.agent, job.socket_module, job.config, container_id=job.container_id,
         bundle=job.bundle, status="running", pid=host_pid, init_pid=job.init_pid)
