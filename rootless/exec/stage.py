@@ -26,8 +26,12 @@ def run(channel, job) -> None:
         # Undumpable while it holds fds of the host (the namespaces, the root, the host's /proc):
         # a process of the container could otherwise take them through /proc/PID/fd once we
         # are in its namespaces (the runc CVE-2024-21626 class). The process turns dumpable
-        # again once it has closed them (_process).
+        # again once it has closed them (_process), unless it is the host's root outside any
+        # user namespace: then, like a root container's init, it stays undumpable until its
+        # execve, so that no process of the container reaches /proc/PID/exe, the host's
+        # interpreter (the runc CVE-2019-5736 class).
         sc.set_dumpable(False)
+        stay_undumpable = _host_root() and not any(t == "user" for t, _ in job.namespace_fds)
         for nstype, fd in job.namespace_fds:
             sc.setns(fd, namespaces.FLAGS[nstype], f"/proc/{job.init_pid}/ns/{namespaces.PROC_NAMES[nstype]}")
             if nstype == "user":
@@ -39,7 +43,7 @@ def run(channel, job) -> None:
         os.chroot(".")
         pid = os.fork()
         if pid == 0:
-            _process(channel, job)
+            _process(channel, job, stay_undumpable)
         try:
             channel.send("pid", pid=pid)
         except BrokenPipeError:
@@ -54,7 +58,7 @@ def run(channel, job) -> None:
     os._exit(1)
 
 
-def _process(channel, job) -> None:
+def _process(channel, job, stay_undumpable: bool) -> None:
     proc = job.process
     try:
         # The host's /proc is needed for one fact, our host PID (for a seccomp agent): read it
@@ -63,7 +67,8 @@ def _process(channel, job) -> None:
         host_pid = int(os.readlink("self", dir_fd=job.host_proc)) if job.host_proc is not None else None
         for fd in [fd for _, fd in job.namespace_fds] + [job.root_fd] + [job.host_proc] * (job.host_proc is not None):
             os.close(fd)
-        sc.set_dumpable(True)
+        if not stay_undumpable:
+            sc.set_dumpable(True)
         if proc.get("terminal"):
             ctty.setup(job.socket_module, job.console_fd, proc.get("consoleSize"))
         if "oomScoreAdj" in proc:
@@ -86,6 +91,14 @@ def _process(channel, job) -> None:
     except Exception as err:
         channel.send("error", msg=f"exec: {type(err).__name__}: {err}")
     os._exit(127)
+
+
+def _host_root() -> bool:
+    """Root of the initial user namespace (read while /proc is still the host's)."""
+    if os.geteuid() != 0:
+        return False
+    with open("/proc/self/uid_map", "rb") as f:
+        return f.read().split() == [b"0", b"0", b"4294967295"]
 
 
 def _filter_loader(job, host_pid: int | None):
