@@ -296,3 +296,29 @@ def test_no_mount_namespace_is_refused_as_runc_refuses_it(runtime: Runtime) -> N
                   linux={"namespaces": namespaces, "maskedPaths": [], "readonlyPaths": []})
     assert (bare.returncode, bare.stderr) == (1, "rootless: config.json: linux.namespaces must include a mount "
                                                  "namespace (the rootfs needs one)\n")
+
+
+def test_exec_writes_land_on_procfs_only(runtime: Runtime) -> None:
+    """`exec` into a container whose /proc is the image's fake: the process's write of
+    oom_score_adj (made inside the container) must find it is not procfs and stop."""
+    rootfs = private_rootfs(runtime, "evil", _fake_proc)
+    adj = int(Path("/proc/self/oom_score_adj").read_text())
+    mounts = [m for m in make_config([], rootless=runtime.rootless)["mounts"] if m["destination"] == "/dev"]
+    saved = runtime.rootfs
+    runtime.rootfs = rootfs
+    try:
+        # A writable root: else the open fails (read-only file system) before the check runs.
+        bundle = runtime.bundle(["sleep", "600"], mounts=mounts, process={"oomScoreAdj": adj},
+                                root={"readonly": False}, linux={"maskedPaths": [], "readonlyPaths": []})
+    finally:
+        runtime.rootfs = saved
+    container_id = runtime.new_id()
+    runtime.run("run", "--detach", "--bundle", bundle, container_id, check=True)
+    result = runtime.run("exec", container_id, "echo", "started")
+    assert result.returncode != 0
+    assert "started" not in result.stdout
+    assert result.stderr == (f"rootless: process.oomScoreAdj {adj}: write /proc/self/oom_score_adj: "
+                             "not on procfs (is /proc in the rootfs a symlink or a fake?)\n")
+    _assert_fake_untouched(rootfs)
+    runtime.run("delete", "-f", container_id, check=True)
+    runtime.assert_no_leaks(container_id, bundle=bundle)
