@@ -193,11 +193,10 @@ def plan_rootfs(config: dict, bundle: str) -> list:
     dev = [m for m in plan if os.path.normpath(m.destination) == "/dev"]
     if dev and dev[-1].bind:
         return plan  # the host's /dev (or another tree) as it is: runc makes no nodes in it either
-    fresh_dev = bool(dev)
-    # A fresh /dev tmpfs gets runc's default nodes and links; config devices come in any case.
-    plan += plan_devices(config.get("linux", {}), with_defaults=fresh_dev)
-    if fresh_dev:
-        plan += [Symlink(target, path) for target, path in DEV_SYMLINKS]
+    # runc's default nodes and links, and the config's devices, go into the /dev there is: a
+    # fresh one, or the image's own when the config mounts none (as runc makes them there).
+    plan += plan_devices(config.get("linux", {}), with_defaults=True)
+    plan += [Symlink(target, path) for target, path in DEV_SYMLINKS]
     return plan
 
 

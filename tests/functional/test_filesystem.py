@@ -322,3 +322,14 @@ def test_exec_writes_land_on_procfs_only(runtime: Runtime) -> None:
     _assert_fake_untouched(rootfs)
     runtime.run("delete", "-f", container_id, check=True)
     runtime.assert_no_leaks(container_id, bundle=bundle)
+
+
+def test_without_a_dev_mount_the_images_dev_gets_the_nodes(runtime: Runtime) -> None:
+    """No /dev in config.mounts: runc makes its nodes and links in the image's /dev (binds as
+    an unprivileged user), so /dev/null is there for the masked paths too."""
+    mounts = [m for m in make_config([], rootless=runtime.rootless)["mounts"] if not m["destination"].startswith("/dev")]
+    out = same_as_runc(runtime, lambda name: private_rootfs(runtime, name),
+                       "echo $(ls /dev); readlink /dev/fd; readlink /dev/ptmx; echo x > /dev/null && echo null-ok; "
+                       "wc -c < /proc/keys", mounts=mounts)
+    assert out.splitlines() == ["fd full null ptmx random stderr stdin stdout tty urandom zero",
+                                "/proc/self/fd", "pts/ptmx", "null-ok", "0"]

@@ -65,9 +65,11 @@ def test_fresh_dev_gets_default_devices_and_links():
     assert "/dev/null" in paths and "/dev/fuse" in paths and "/dev/ptmx" in paths
 
 
-def test_no_dev_mount_keeps_only_config_devices():
+def test_without_a_dev_mount_the_images_dev_gets_the_nodes():
+    """runc's needsSetupDev: without a /dev bind, its nodes and links go into the /dev there is."""
     plan = mounts.plan_rootfs({"mounts": [], "linux": {}}, "/b")
-    assert plan == []
+    assert [getattr(op, "path", None) for op in plan][:2] == ["/dev/null", "/dev/zero"]
+    assert "/dev/ptmx" in [getattr(op, "path", None) for op in plan]
 
 
 def test_a_bound_dev_gets_no_nodes():
