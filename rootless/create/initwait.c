@@ -6,9 +6,9 @@
  * interpreter resident for as long as the container stays created (about 8 MiB of PSS, as
  * much as runc's Go init); this waits in a few pages. It does only what the waiting init
  * must, in runc's way:
- *   1. make itself undumpable: /proc/1/fd of the waiting init is then closed to the
- *      container (it would need CAP_SYS_PTRACE), so the fd of exec.fifo it holds stays out of
- *      reach (the runc CVE-2024-21626 class). The runtime on the host keeps its access to
+ *   1. make itself undumpable: the fds under /proc/1/fd of the waiting init then cannot be
+ *      opened or read by the container (it would need CAP_SYS_PTRACE), so the fd of exec.fifo
+ *      it holds stays out of reach (the runc CVE-2024-21626 class). The runtime on the host keeps its access to
  *      /proc/PID/ns for `exec`: after this execve the init's memory belongs to the container's
  *      user namespace, in which the caller holds every capability. The container's process
  *      is dumpable again after its own execve, as under runc;
