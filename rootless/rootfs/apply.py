@@ -30,6 +30,14 @@ class Rootfs:
     def __init__(self, path: str):
         self.path = path
         self.fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.real = os.readlink(_fd_path(self.fd))
+
+    def inside(self, fd: int) -> str | None:
+        """Where the file open at fd lies in the rootfs (symlinks resolved), None if outside."""
+        path = os.readlink(_fd_path(fd))
+        if path == self.real:
+            return "/"
+        return path[len(self.real):] if path.startswith(self.real.rstrip("/") + "/") else None
 
     def close(self) -> None:
         os.close(self.fd)
@@ -137,6 +145,39 @@ class Rootfs:
                                 f"(it is a {'symlink' if stat.S_ISLNK(mode) else 'file'} in the rootfs)")
 
 
+# Files under /proc a mount may cover: those lxcfs emulates (runc's list).
+_PROC_FILES_EMULATED = ("/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+                        "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev",
+                        "/proc/sys/kernel/ns_last_pid")
+
+
+def _check_proc_destination(root: Rootfs, fd: int, op: mounts.Mount) -> None:
+    """runc's checkProcMount: nothing but procfs on /proc, and nothing inside it but the files
+    lxcfs emulates. A mount over /proc/self/attr or /proc/sys would hand the container's own
+    files to writes meant for the kernel (the CVE-2019-16884 class)."""
+    inside = root.inside(fd)
+    if inside is None or not (inside == "/proc" or inside.startswith("/proc/")):
+        return
+    shown = root.path + inside
+    if inside == "/proc":
+        if op.fstype == "proc" and not op.bind or op.bind and _on_procfs(op.source):
+            return
+        raise RootlessError(f'mount {op.destination}: "{shown}" cannot be mounted because it is not of type proc')
+    if inside not in _PROC_FILES_EMULATED:
+        raise RootlessError(f'mount {op.destination}: "{shown}" cannot be mounted because it is inside /proc')
+
+
+def _on_procfs(path: str) -> bool:
+    try:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return sc.fstatfs_type(fd, path) == sc.PROC_SUPER_MAGIC
+    finally:
+        os.close(fd)
+
+
 def locked_flags(path: str) -> int:
     """Flags the current mount at `path` carries that a bind remount must keep (in a user
     namespace the kernel refuses to clear them: EPERM)."""
@@ -221,6 +262,11 @@ def apply_mount(root: Rootfs, op: mounts.Mount) -> None:
         # Read-only only once filled (tmpcopyup) or, for /dev, once its nodes exist (finish()).
         flags &= ~sc.MS_RDONLY
     fd = root.make_target(op.destination, directory)
+    try:
+        _check_proc_destination(root, fd, op)
+    except BaseException:
+        os.close(fd)
+        raise
     # tmpcopyup: the destination's directory, held open, is still readable under the new tmpfs.
     below = os.open(_fd_path(fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if op.copy_up else None
     try:

@@ -333,3 +333,32 @@ def test_without_a_dev_mount_the_images_dev_gets_the_nodes(runtime: Runtime) -> 
                        "wc -c < /proc/keys", mounts=mounts)
     assert out.splitlines() == ["fd full null ptmx random stderr stdin stdout tty urandom zero",
                                 "/proc/self/fd", "pts/ptmx", "null-ok", "0"]
+
+
+@pytest.mark.parametrize("destination, refusal", [
+    ("/proc/sys/kernel", "cannot be mounted because it is inside /proc"),
+    ("/proc/self/attr", "cannot be mounted because it is inside /proc"),  # through the symlink /proc/self
+    ("/proc", "cannot be mounted because it is not of type proc"),
+    ("/proc/uptime", None),  # the files lxcfs emulates may be covered
+], ids=["sys", "attr", "proc", "uptime"])
+def test_mounts_over_procfs_are_refused_as_runc_refuses_them(runtime: Runtime, destination: str,
+                                                             refusal: str | None) -> None:
+    """The CVE-2019-16884 class: a config mount over /proc, or inside it, would hand the
+    container's files to writes meant for the kernel. runc's checkProcMount, word for word."""
+    source = runtime.work_dir / "src"
+    source.mkdir()
+    (source / "file").write_text("emulated\n")
+    os.chown(source, runtime.user.uid, runtime.user.gid)
+    bind_source = source / "file" if destination == "/proc/uptime" else source
+    mounts = make_config([], rootless=runtime.rootless)["mounts"] + [
+        {"destination": destination, "type": "bind", "source": str(bind_source), "options": ["rbind"]}]
+    ours = run_in(runtime, None, ["cat", "/proc/uptime"], mounts=mounts)
+    theirs = run_in(runtime, None, ["cat", "/proc/uptime"], runc=True, mounts=mounts) if HAVE_RUNC else None
+    if refusal is None:
+        assert (ours.returncode, ours.stdout, ours.stderr) == (0, "emulated\n", "")
+        assert theirs is None or (theirs.returncode, theirs.stdout) == (0, "emulated\n")
+        return
+    assert ours.returncode == 1 and ours.stdout == ""
+    assert ours.stderr.startswith(f"rootless: mount {destination}: ") and ours.stderr.count("\n") == 1
+    assert ours.stderr.rstrip().endswith(refusal), ours.stderr
+    assert theirs is None or (theirs.returncode == 1 and refusal in theirs.stderr), theirs and theirs.stderr
