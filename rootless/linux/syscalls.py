@@ -85,6 +85,7 @@ _libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.setdomainname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 _libc.syscall.restype = ctypes.c_long
+_libc.fstatfs.argtypes = [ctypes.c_int, ctypes.c_void_p]
 
 
 def _check(result: int, call: str, path: str | None = None, hint: str | None = None) -> int:
@@ -272,3 +273,14 @@ def move_mount(fd: int, target_fd: int, *, shown: str) -> None:
     """Attach the detached mount open at fd on the directory open at target_fd (O_PATH is fine)."""
     result = _libc.syscall(_NR_MOVE_MOUNT, fd, b"", target_fd, b"", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
     _check(result, "move_mount", shown)
+
+
+PROC_SUPER_MAGIC = 0x9FA0
+
+
+def fstatfs_type(fd: int, shown: str) -> int:
+    """f_type of the filesystem fd lies on (fstatfs(2)): which kernel filesystem it really is."""
+    # struct statfs is 120 bytes on x86_64 and aarch64; f_type (a long) comes first.
+    buf = ctypes.create_string_buffer(256)
+    _check(_libc.fstatfs(fd, buf), "fstatfs", shown)
+    return ctypes.c_long.from_buffer(buf).value

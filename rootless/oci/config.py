@@ -132,7 +132,13 @@ def check_semantics(config: dict) -> None:
         if ns["type"] in seen:
             raise ConfigError(f"config.json: namespace {ns['type']} is listed twice in linux.namespaces")
         seen.add(ns["type"])
+    if "mount" not in seen and (config["linux"].get("maskedPaths") or config["linux"].get("readonlyPaths")):
+        # runc's words for this case (its config validator).
+        raise ConfigError("config.json: unable to restrict sys entries without a private MNT namespace "
+                          "(maskedPaths and readonlyPaths need a mount namespace in linux.namespaces)")
     if "mount" not in seen:
+        # Stricter than runc on purpose: runc, as root, would make the mounts in the caller's
+        # mount namespace and chroot (docs/differences-from-runc.md, "Filesystem").
         raise ConfigError("config.json: linux.namespaces must include a mount namespace (the rootfs needs one)")
     for field in ("hostname", "domainname"):
         if config.get(field) and "uts" not in seen:
