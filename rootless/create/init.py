@@ -47,6 +47,8 @@ def _setup(channel, job) -> None:
     warnings: list[str] = []  # shown to the user by `create`
     notes: list[str] = []     # shown under --debug only
 
+    # The caller's CPU pinning stays out: every CPU the cpuset allows (execCPUAffinity is exec's).
+    attrs.set_cpus(None, "")
     if job.may_mknod:
         # Real root without a user namespace: until exec, this process runs the host's Python
         # inside the container's namespaces. Not dumpable, its /proc/PID/exe cannot be opened by
@@ -75,9 +77,9 @@ def _setup(channel, job) -> None:
     rootfs.apply_plan(job.rootfs, job.mount_plan, may_mknod=job.may_mknod)
     # 1b. Hooks before the root switch: the CLI process runs prestart and createRuntime in the
     #     runtime namespaces while we wait, then we run createContainer here (rootless.process.hooks).
-    start_hooks = _hooks_before_pivot(channel, config.get("hooks"))
+    start_hooks = _hooks_before_pivot(channel, config.get("hooks"), become.build_env(proc, job.listen_fds))
     cwd = proc.get("cwd", "/")
-    listener_path = linux.get("seccomp", {}).get("listenerPath")
+    listener_path = seccomp.agent_path(linux.get("seccomp"))
     # socket costs 4 ms to import, so only terminals and seccomp agents pay for it, and before
     # the root switch.
     socket_module = __import__("socket") if proc.get("terminal") or listener_path else None
@@ -115,15 +117,17 @@ def _setup(channel, job) -> None:
     if waiter is not None:
         state_dir_fd = initwait.exec_waiting(waiter, state_dir_fd, keep, dumpable=not job.may_mknod,
                                              executable=executable, args=proc["args"], env=env)
-    _wait_for_start(state_dir_fd, start_hooks)
+    _wait_for_start(state_dir_fd, start_hooks, env)
     become.pass_fds(keep)
     become.reset_signals()
     os.execve(executable, proc["args"], env)
 
 
-def _hooks_before_pivot(channel, hooks: dict | None):
+def _hooks_before_pivot(channel, hooks: dict | None, process_env: dict):
     """The "hooks" step of rootless.create.protocol when the config has hooks that need it, then the
-    createContainer hooks. Returns what runs the startContainer hooks later, or None."""
+    createContainer hooks. Returns what runs the startContainer hooks later (given the
+    process's final environment), or None. Hooks without env get the process's environment
+    (process_env here), as runc's init gives them."""
     if not hooks:
         return None
     from rootless.process import hooks as runner  # loaded by the launcher already; before pivot_root anyway
@@ -131,10 +135,10 @@ def _hooks_before_pivot(channel, hooks: dict | None):
         return None
     channel.send("hooks")
     state = channel.expect("continue")["state"]
-    runner.run_all("createContainer", hooks, state)
+    runner.run_all("createContainer", hooks, state, env=process_env)
     if not hooks.get("startContainer"):
         return None
-    return lambda: runner.run_all("startContainer", hooks, dict(state, status="created"))
+    return lambda env: runner.run_all("startContainer", hooks, dict(state, status="created"), env=env)
 
 
 def _connect_agent(path: str):
@@ -152,7 +156,7 @@ def _load_seccomp(job, agent, socket) -> None:
                                      bundle=job.bundle, status="creating", pid=host_pid, init_pid=host_pid)
 
 
-def _wait_for_start(state_dir_fd: int, start_hooks=None) -> None:
+def _wait_for_start(state_dir_fd: int, start_hooks=None, env: dict | None = None) -> None:
     """Block until `start` opens exec.fifo for reading, run the startContainer hooks, then tell
     `start` with one write: "0", or "1" and the hook's error (we exit: the container stops). The
     fd of the state directory was opened on the host before pivot_root, so the fifo stays
@@ -166,7 +170,7 @@ def _wait_for_start(state_dir_fd: int, start_hooks=None) -> None:
     if start_hooks is not None:
         # As runc runs them: as the container's user, with its capabilities and rlimits.
         try:
-            start_hooks()
+            start_hooks(env)
         except RootlessError as err:
             os.write(fd, b"1" + err.message.encode(errors="replace")[:1024])
             os._exit(1)

@@ -23,6 +23,10 @@ from rootless.errors import RootlessError
 def run(channel, job) -> None:
     """Never returns."""
     try:
+        # process.execCPUAffinity.initial while joining (before the container's cgroup, in the
+        # spec's words), else every CPU: the caller's pinning stays out, as with current runc.
+        initial, final = attrs.cpu_affinity(job.process)
+        attrs.set_cpus(initial, "initial")
         for nstype, fd in job.namespace_fds:
             sc.setns(fd, namespaces.FLAGS[nstype], f"/proc/{job.init_pid}/ns/{namespaces.PROC_NAMES[nstype]}")
             if nstype == "user":
@@ -34,7 +38,7 @@ def run(channel, job) -> None:
         os.chroot(".")
         pid = os.fork()
         if pid == 0:
-            _process(channel, job)
+            _process(channel, job, final)
         channel.send("pid", pid=pid)
         os._exit(0)
     except RootlessError as err:
@@ -46,15 +50,18 @@ def run(channel, job) -> None:
     os._exit(1)
 
 
-def _process(channel, job) -> None:
+def _process(channel, job, final_cpus: list[int] | None) -> None:
     proc = job.process
     try:
         if proc.get("terminal"):
-            ctty.setup(job.socket_module, job.console_fd, proc.get("consoleSize"))
+            ctty.setup(job.socket_module, job.console_fd, proc.get("consoleSize"), clear_onlcr=job.local_console)
         if "oomScoreAdj" in proc:
             become.set_oom_score_adj(proc["oomScoreAdj"])
         attrs.apply_process({"process": proc, "linux": job.linux})
         warnings: list[str] = []
+        if final_cpus is not None:
+            # Before the filter loads: a profile need not allow sched_setaffinity.
+            attrs.set_cpus(final_cpus, "final")
         load_filter = _filter_loader(job)
         executable, env = become.become(proc, load_filter, warnings, [])
         if warnings:
