@@ -10,17 +10,16 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
+from helpers import static
 from helpers.bundle import make_config
 from helpers.runtime import RUNC, Runtime
 from helpers.terminal import HeldTerminal
 from helpers.users import chown_tree
 
-HERE = Path(__file__).resolve().parent
 needs_runc = pytest.mark.skipif(not os.access(RUNC, os.X_OK), reason=f"{RUNC} is missing (tests/run installs runc)")
 
 
@@ -60,16 +59,10 @@ def run_both(runtime: Runtime, runc: Runtime, args: list[str], **overrides) -> l
 
 
 @pytest.fixture(scope="session")
-def probe(tmp_path_factory) -> Path:
+def probe() -> Path:
     """A static tests/helpers/probe.c for the busybox containers (system calls, memory policy)."""
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is missing (tests/run installs it): the test's probe is built with it")
-    folder = Path(tempfile.mkdtemp(prefix="probe-", dir="/var/tmp"))
-    os.chmod(folder, 0o755)
-    binary = folder / "probe"
-    subprocess.run(["gcc", "-static", "-O2", "-o", binary, HERE.parent / "helpers" / "probe.c"], check=True)
-    yield binary
-    shutil.rmtree(folder)
+    with static.built("probe") as binary:
+        yield binary
 
 
 def with_probe(runtime: Runtime, probe: Path) -> list[dict]:
@@ -440,8 +433,9 @@ def _process_file(runtime: Runtime, affinity: dict) -> Path:
 
 @needs_two_cpus
 def test_exec_cpu_affinity_initial_then_final(runtime: Runtime) -> None:
-    """initial while exec joins (seen from outside while a startContainer-like pause holds it is
-    racy, so: initial alone stays the process's; with final, final is)."""
+    """What the process runs on: execCPUAffinity from config.json, or from exec -p, with a
+    caller pinned to CPU 0. initial alone stays the process's (the kernel keeps it: no cgroup
+    moves it here); with final, final is."""
     bundle = runtime.bundle(["sleep", "600"], process={"execCPUAffinity": {"initial": "0", "final": "1"}})
     container_id = runtime.new_id()
     runtime.run("run", "-d", "--bundle", bundle, container_id, check=True)
