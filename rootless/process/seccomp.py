@@ -341,6 +341,9 @@ def compile(seccomp: dict) -> tuple[Program, list[str]]:
     notify = has_notify(seccomp)
     if notify:
         flags |= _FLAG_NEW_LISTENER
+    else:
+        # The kernel takes it only with a listener; without one it has nothing to change.
+        flags &= ~_KERNEL_FLAGS["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]
     return Program(bpf, flags, notify, filt), warnings
 
 
