@@ -102,12 +102,14 @@ def test_terminal_output_is_runcs_byte_for_byte(runtime: Runtime, runc: Runtime)
 
 
 def test_exec_terminal_output_is_runcs(runtime: Runtime, runc: Runtime) -> None:
+    """The process waits a little before it writes: runc clears ONLCR in its CLI once it has
+    received the pty, racing with the process (rootless clears it before the process runs)."""
     outputs = []
     for rt in (runtime, runc):
         container_id = rt.new_id()
         rt.run("run", "-d", "--bundle", bundle_for(rt, ["sleep", "600"]), container_id, check=True)
         for to_file in (False, True):
-            outputs.append(on_terminal(rt, ["exec", "-t", container_id, "sh", "-c", "printf 'a\\nb\\n'; printf end"],
+            outputs.append(on_terminal(rt, ["exec", "-t", container_id, "sh", "-c", "sleep 0.5; printf 'a\\nb\\n'; printf end"],
                                        to_file))
         rt.run("delete", "-f", container_id, check=True)
     assert outputs[:2] == outputs[2:] == [b"a\r\nb\r\nend", b"a\nb\nend"]
