@@ -47,6 +47,8 @@ def _setup(channel, job) -> None:
     warnings: list[str] = []  # shown to the user by `create`
     notes: list[str] = []     # shown under --debug only
 
+    # The caller's CPU pinning stays out: every CPU the cpuset allows (execCPUAffinity is exec's).
+    attrs.set_cpus(None, "")
     if job.may_mknod:
         # Real root without a user namespace: until exec, this process runs the host's Python
         # inside the container's namespaces. Not dumpable, its /proc/PID/exe cannot be opened by
@@ -75,9 +77,9 @@ def _setup(channel, job) -> None:
     rootfs.apply_plan(job.rootfs, job.mount_plan, may_mknod=job.may_mknod)
     # 1b. Hooks before the root switch: the CLI process runs prestart and createRuntime in the
     #     runtime namespaces while we wait, then we run createContainer here (rootless.process.hooks).
-    start_hooks = _hooks_before_pivot(channel, config.get("hooks"))
+    start_hooks = _hooks_before_pivot(channel, config.get("hooks"), become.build_env(proc, job.listen_fds))
     cwd = proc.get("cwd", "/")
-    listener_path = linux.get("seccomp", {}).get("listenerPath")
+    listener_path = seccomp.agent_path(linux.get("seccomp"))
     # socket costs 4 ms to import, so only terminals and seccomp agents pay for it, and before
     # the root switch.
     socket_module = __import__("socket") if proc.get("terminal") or listener_path else None
@@ -118,15 +120,17 @@ def _setup(channel, job) -> None:
     keep = 3 + job.preserve_fds + job.listen_fds
     if waiter is not None:
         fifo = initwait.exec_waiting(waiter, fifo, keep, executable=executable, args=proc["args"], env=env)
-    _wait_for_start(fifo, start_hooks)
+    _wait_for_start(fifo, start_hooks, env)
     become.pass_fds(keep)
     become.reset_signals()
     os.execve(executable, proc["args"], env)
 
 
-def _hooks_before_pivot(channel, hooks: dict | None):
+def _hooks_before_pivot(channel, hooks: dict | None, process_env: dict):
     """The "hooks" step of rootless.create.protocol when the config has hooks that need it, then the
-    createContainer hooks. Returns what runs the startContainer hooks later, or None."""
+    createContainer hooks. Returns what runs the startContainer hooks later (given the
+    process's final environment), or None. Hooks without env get the process's environment
+    (process_env here), as runc's init gives them."""
     if not hooks:
         return None
     from rootless.process import hooks as runner  # loaded by the launcher already; before pivot_root anyway
@@ -134,10 +138,10 @@ def _hooks_before_pivot(channel, hooks: dict | None):
         return None
     channel.send("hooks")
     state = channel.expect("continue")["state"]
-    runner.run_all("createContainer", hooks, state)
+    runner.run_all("createContainer", hooks, state, env=process_env)
     if not hooks.get("startContainer"):
         return None
-    return lambda: runner.run_all("startContainer", hooks, dict(state, status="created"))
+    return lambda env: runner.run_all("startContainer", hooks, dict(state, status="created"), env=env)
 
 
 def _connect_agent(path: str):
@@ -179,7 +183,7 @@ def _check_fd_dir(name: str) -> None:
         os.close(fd)
 
 
-def _wait_for_start(fifo: tuple[int, str], start_hooks=None) -> None:
+def _wait_for_start(fifo: tuple[int, str], start_hooks=None, env: dict | None = None) -> None:
     """Block until `start` opens exec.fifo for reading, run the startContainer hooks, then tell
     `start` with one write: "0", or "1" and the hook's error (we exit: the container stops).
     fifo is what _fifo_handle took on the host before pivot_root.
@@ -192,7 +196,7 @@ def _wait_for_start(fifo: tuple[int, str], start_hooks=None) -> None:
     if start_hooks is not None:
         # As runc runs them: as the container's user, with its capabilities and rlimits.
         try:
-            start_hooks()
+            start_hooks(env)
         except RootlessError as err:
             os.write(fd, b"1" + err.message.encode(errors="replace")[:1024])
             os._exit(1)

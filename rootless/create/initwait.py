@@ -41,8 +41,11 @@ def exec_waiting(program_fd: int, fifo: tuple[int, str], keep: int,
     # Out of the way of fds keep and keep+1 first: either may be one of the two.
     moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, keep + 2)
     program = fcntl.fcntl(program_fd, fcntl.F_DUPFD_CLOEXEC, keep + 2)
+    # dup2 rather than dup3 (what os.dup2 calls for inheritable=False): the container's seccomp
+    # filter is loaded already, and profiles that allow dup2 need not allow dup3.
     os.dup2(moved, keep)
-    os.dup2(program, keep + 1, inheritable=False)
+    os.dup2(program, keep + 1)
+    os.set_inheritable(keep + 1, False)
     become.pass_fds(keep, close_from=keep + 2)
     become.reset_signals()
     if name.startswith("/proc/self/fd/"):

@@ -145,12 +145,13 @@ def execute(ctx, cdir: state.ContainerDir, record: dict, request: ExecRequest) -
     _check_preserved_fds(request.preserve_fds)
     from rootless.process import attrs
     attrs.check_lsm({"process": proc, "linux": {}})
+    attrs.cpu_affinity(proc)  # a bad list fails here, not in the container
     linux = config.get("linux", {})
-    seccomp_filter = None
+    seccomp_filter = listener_path = None
     if "seccomp" in linux:
         from rootless.process import seccomp
         seccomp_filter, _ = seccomp.compile(linux["seccomp"])
-    listener_path = linux.get("seccomp", {}).get("listenerPath")
+        listener_path = seccomp.agent_path(linux["seccomp"])
     socket_module = local_console = None
     console_fd = agent = host_proc = None
     init_pid = record["pid"]
@@ -177,7 +178,7 @@ def execute(ctx, cdir: state.ContainerDir, record: dict, request: ExecRequest) -
         supervise.adopt_orphans()
         job = ExecJob(init_pid=init_pid, namespace_fds=namespace_fds, root_fd=root_fd, process=proc, linux=linux,
                       seccomp_filter=seccomp_filter, console_fd=console_fd, socket_module=socket_module,
-                      preserve_fds=request.preserve_fds, agent=agent, host_proc=host_proc, config=config,
+                      preserve_fds=request.preserve_fds, local_console=local_console is not None, agent=agent, host_proc=host_proc, config=config,
                       container_id=cdir.id, bundle=record.get("bundle", ""))
         pid = _fork_stage(job, ctx.warn)
     finally:

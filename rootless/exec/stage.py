@@ -32,6 +32,10 @@ def run(channel, job) -> None:
         # interpreter (the runc CVE-2019-5736 class).
         sc.set_dumpable(False)
         stay_undumpable = _host_root() and not any(t == "user" for t, _ in job.namespace_fds)
+        # process.execCPUAffinity.initial while joining (before the container's cgroup, in the
+        # spec's words), else every CPU: the caller's pinning stays out, as with current runc.
+        initial, final = attrs.cpu_affinity(job.process)
+        attrs.set_cpus(initial, "initial")
         for nstype, fd in job.namespace_fds:
             sc.setns(fd, namespaces.FLAGS[nstype], f"/proc/{job.init_pid}/ns/{namespaces.PROC_NAMES[nstype]}")
             if nstype == "user":
@@ -43,7 +47,7 @@ def run(channel, job) -> None:
         os.chroot(".")
         pid = os.fork()
         if pid == 0:
-            _process(channel, job, stay_undumpable)
+            _process(channel, job, stay_undumpable, final)
         try:
             channel.send("pid", pid=pid)
         except BrokenPipeError:
@@ -58,7 +62,7 @@ def run(channel, job) -> None:
     os._exit(1)
 
 
-def _process(channel, job, stay_undumpable: bool) -> None:
+def _process(channel, job, stay_undumpable: bool, final_cpus: list[int] | None) -> None:
     proc = job.process
     try:
         # The host's /proc is needed for one fact, our host PID (for a seccomp agent): read it
@@ -70,11 +74,14 @@ def _process(channel, job, stay_undumpable: bool) -> None:
         if not stay_undumpable:
             sc.set_dumpable(True)
         if proc.get("terminal"):
-            ctty.setup(job.socket_module, job.console_fd, proc.get("consoleSize"))
+            ctty.setup(job.socket_module, job.console_fd, proc.get("consoleSize"), clear_onlcr=job.local_console)
         if "oomScoreAdj" in proc:
             become.set_oom_score_adj(proc["oomScoreAdj"])
         attrs.apply_process({"process": proc, "linux": job.linux})
         warnings: list[str] = []
+        if final_cpus is not None:
+            # Before the filter loads: a profile need not allow sched_setaffinity.
+            attrs.set_cpus(final_cpus, "final")
         load_filter = _filter_loader(job, host_pid)
         executable, env = become.become(proc, load_filter, warnings, [])
         if warnings:
