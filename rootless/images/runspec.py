@@ -2,7 +2,7 @@
 
 Entrypoint + Cmd become process.args, Env the environment (PATH added if the image has none),
 WorkingDir the cwd, User the uid/gid resolved from the image's own /etc/passwd and /etc/group
-(supplementary groups included), Labels annotations; ExposedPorts, Volumes and StopSignal,
+(supplementary groups too, for real root: runc refuses them rootless), Labels annotations; ExposedPorts, Volumes and StopSignal,
 which a runtime does not act on, become annotations for the tools that do (`-p` defaults,
 volumes, the stop signal). No resources: the bundle runs as the image is, on any runtime.
 """
@@ -65,7 +65,9 @@ def to_spec(image_config: dict, passwd: str, group: str, idmap: dict | None) -> 
     process["cwd"] = cfg.get("WorkingDir") or "/"
     uid, gid, extra = resolve_user(cfg.get("User") or "", passwd, group)
     process["user"] = {"uid": uid, "gid": gid}
-    if extra:
+    # runc refuses additionalGids in any rootless container ("cannot set any additional groups
+    # in a rootless container"): a rootless bundle leaves them out so that every runtime runs it.
+    if extra and idmap is None:
         process["user"]["additionalGids"] = extra
     spec["root"]["readonly"] = False
     annotations = dict(cfg.get("Labels") or {})

@@ -70,8 +70,7 @@ def unpack_layer(blob_path: str, dest: str, *, digest: str | None, diff_id: str 
     `digest` and the uncompressed tar against `diff_id` (either may be None). Returns notes
     (skipped devices and the like) for the user."""
     shown = digest or os.path.basename(blob_path)
-    too_big = ImageError(f"layer {shown} unpacks to more than {max_bytes} bytes: refused as a possible "
-                         "decompression bomb (raise RLX_MAX_LAYER_SIZE if the image is genuine)")
+    too_big = _too_big(shown, max_bytes)
     notes: list[str] = []
     with open(blob_path, "rb") as raw_file:
         raw = HashingReader(raw_file)
@@ -105,10 +104,14 @@ def unpack_layer(blob_path: str, dest: str, *, digest: str | None, diff_id: str 
 def uncompressed_digest(blob_path: str, max_bytes: int) -> str:
     """The diff ID of a layer blob (for archives that do not say it)."""
     with open(blob_path, "rb") as raw_file:
-        stream = HashingReader(decompressed(raw_file), max_bytes,
-                               ImageError(f"{blob_path} unpacks to more than {max_bytes} bytes: refused"))
+        stream = HashingReader(decompressed(raw_file), max_bytes, _too_big("sha256:" + os.path.basename(blob_path), max_bytes))
         stream.drain()
     return stream.digest()
+
+
+def _too_big(shown: str, max_bytes: int) -> ImageError:
+    return ImageError(f"layer {shown} unpacks to more than {max_bytes} bytes: refused as a possible "
+                      "decompression bomb (raise RLX_MAX_LAYER_SIZE if the image is genuine)")
 
 
 def safe_parts(name: str, shown: str) -> list[str]:

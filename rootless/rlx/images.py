@@ -83,12 +83,14 @@ def inspect(image_ref: str = typer.Argument(..., metavar="IMAGE")) -> None:
                       "config": image.image_config(store, record)}, indent=2))
 
 
-def rmi(images: list[str] = typer.Argument(..., metavar="IMAGE..."),
+def rmi(images: list[str] = typer.Argument(None, metavar="IMAGE..."),
+        all_: bool = typer.Option(False, "--all", "-a", help="Remove every image."),
         no_prune: bool = typer.Option(False, "--no-prune", help="Keep the layers no image uses any more.")) -> None:
     """Remove image names, then (unless --no-prune) what no image uses any more."""
     store = context.store()
-    for ref in images:
-        record = store.find(ref)
+    if not images and not all_:
+        raise ImageError("rmi: name an image, or give --all")
+    for record in store.records() if all_ else [store.find(ref) for ref in images]:
         store.remove_name(record["name"])
         print(f"untagged {record['name']}")
     if not no_prune:

@@ -1,0 +1,307 @@
+"""rlx and the image store, as the unprivileged test user: pulls from a real registry on
+127.0.0.1 (Debian's docker-registry, filled with skopeo from images built here), archives,
+bundles run by rootless and by runc, and what is refused. Nothing comes from the internet."""
+
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from helpers.images import LocalRegistry, have_registry_tools, member, rootfs_layer, tar_layer, write_oci_layout
+from helpers.users import User, chown_tree, clean_env, command_as, subordinate_range
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run rlx as the test user")
+
+APP_SCRIPT = ("id; ls -ln /srv /bin/su-test /opt; stat -c '%h %i' /srv/www /srv/hard | sort -u | wc -l; "
+              "ls /etc; cat /srv/www; pwd; echo FOO=$FOO")
+
+
+def app_layer() -> bytes:
+    """What the tests check file by file: owners, modes, setuid, a hard link, xattrs, a device
+    node, whiteouts of the base layer's files and an opaque directory."""
+    www, data = member("srv/www", data=b"hello from 33\n", uid=33, gid=33, mode=0o640)
+    www.pax_headers = {"SCHILY.xattr.user.rlx": "kept"}
+    return tar_layer([
+        member("srv", tarfile.DIRTYPE, uid=33, gid=33, mode=0o750),
+        (www, data),
+        member("srv/hard", tarfile.LNKTYPE, linkname="srv/www", uid=33, gid=33),
+        member("bin/su-test", data=b"#!/bin/sh\n", mode=0o4755),
+        member("etc/.wh.motd"),
+        member("opt", tarfile.DIRTYPE),
+        member("opt/.wh..wh..opq"),
+        member("opt/new", data=b"new\n"),
+        member("dev/null", tarfile.CHRTYPE, devmajor=1, devminor=3),
+        member("etc/passwd", data=b"root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33::/srv:/bin/sh\n"),
+        member("etc/group", data=b"root:x:0:\nwww-data:x:33:\nweb:x:1200:www-data\n"),
+    ])
+
+
+APP_CONFIG = {"config": {"Entrypoint": ["/bin/sh", "-c"], "Cmd": [APP_SCRIPT], "Env": ["FOO=bar"],
+                         "WorkingDir": "/srv", "User": "www-data", "Labels": {"org.example": "yes"},
+                         "StopSignal": "SIGQUIT", "ExposedPorts": {"80/tcp": {}}}}
+
+
+@pytest.fixture(scope="module")
+def layers(busybox_rootfs: Path) -> dict[str, bytes]:
+    base = rootfs_layer(busybox_rootfs, [member("etc/motd", data=b"motd\n"), member("opt", tarfile.DIRTYPE),
+                                         member("opt/old", data=b"old\n")])
+    return {"base": base, "app": app_layer()}
+
+
+@pytest.fixture(scope="module")
+def images_dir(scratch_root: Path, layers) -> Path:
+    """OCI layouts: `base` (one layer) and `app` (base + app), sharing the base layer."""
+    folder = scratch_root / "images"
+    write_oci_layout(folder / "base", [layers["base"]], {"config": {"Cmd": ["/bin/sh"]}})
+    write_oci_layout(folder / "app", [layers["base"], layers["app"]], APP_CONFIG)
+    write_oci_layout(folder / "app-zstd", [layers["base"], layers["app"]], APP_CONFIG, compress="zstd")
+    for name in ("app.oci.tar", "app.docker.tar"):
+        kind = "oci-archive" if "oci" in name else "docker-archive"
+        target = f"{kind}:{folder / name}" + (":localhost/app-docker:latest" if kind == "docker-archive" else "")
+        subprocess.run(["skopeo", "--insecure-policy", "copy", "--quiet", f"oci:{folder / 'app'}:latest", target],
+                       check=True, capture_output=True)
+    for path in folder.rglob("*"):
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    os.chmod(folder, 0o755)
+    return folder
+
+
+class Rlx:
+    """rlx as the test user, with its own HOME, store and registries.conf."""
+
+    def __init__(self, user: User, binary: str, home: Path):
+        self.user, self.binary, self.home = user, binary, home
+        self.store = home / "store"
+        (home / ".config/containers").mkdir(parents=True, exist_ok=True)
+        self.runtime_dir = home / "run"
+        (self.runtime_dir / "containers").mkdir(parents=True, exist_ok=True)
+        os.chmod(self.runtime_dir, 0o700)
+        chown_tree(home, user)
+        self.env = clean_env(user, {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
+                                    "XDG_RUNTIME_DIR": str(self.runtime_dir)})
+
+    def registries(self, text: str) -> None:
+        path = self.home / ".config/containers/registries.conf"
+        path.write_text(text)
+        chown_tree(path, self.user)
+
+    def auth(self, host: str, user: str, password: str) -> None:
+        import base64
+        path = self.runtime_dir / "containers/auth.json"
+        path.write_text(json.dumps({"auths": {host: {"auth": base64.b64encode(f"{user}:{password}".encode()).decode()}}}))
+        chown_tree(path, self.user)
+
+    def run(self, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+        argv = command_as(self.user, [self.binary, "--store", str(self.store), *map(str, args)])
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=180, env={**self.env, **(env or {})},
+                                cwd=self.home)
+        if check:
+            assert result.returncode == 0, f"rlx {' '.join(args)}: {result.stderr}"
+        return result
+
+    def layer_dirs(self) -> list[str]:
+        return sorted(os.listdir(self.store / "layers"))
+
+
+@pytest.fixture
+def rlx(rootless_runtime, test_user: User) -> Rlx:
+    binary = os.path.join(os.path.dirname(rootless_runtime.binary), "rlx")
+    home = rootless_runtime.work_dir / "home"
+    home.mkdir()
+    yield Rlx(test_user, binary, home)
+    # The store holds subordinate-owned files: rlx removes them in the user namespace.
+    subprocess.run(command_as(test_user, [binary, "--store", str(home / "store"), "rmi", "--all"]),
+                   capture_output=True, env=clean_env(test_user, {"HOME": str(home)}))
+
+
+@pytest.fixture(scope="module")
+def registry(scratch_root: Path, images_dir: Path):
+    missing = have_registry_tools()
+    if missing:
+        pytest.skip(f"{missing} missing (tests/run installs them)")
+    reg = LocalRegistry(scratch_root / "registry")
+    reg.push(f"oci:{images_dir / 'base'}:latest", "base:1")
+    reg.push(f"oci:{images_dir / 'app'}:latest", "app:1")
+    yield reg
+    reg.stop()
+
+
+def run_bundle(runtime, bundle: Path) -> str:
+    container_id = runtime.new_id("img")
+    result = runtime.run("run", "--bundle", bundle, container_id)
+    assert result.returncode == 0, result.stderr
+    runtime.assert_no_leaks(container_id, bundle=bundle)
+    return result.stdout
+
+
+def check_app_output(out: str) -> None:
+    """What the app image shows inside a container: file by file."""
+    lines = out.splitlines()
+    assert lines[0].startswith("uid=33(www-data) gid=33(www-data)"), out
+    assert any(line.split()[2:4] == ["33", "33"] and line.endswith(" hard") and line.split()[1] == "2" for line in lines), out
+    assert any(line.startswith("-rw-r-----") and line.endswith(" www") for line in lines), out
+    assert any(line.startswith("-rwsr-xr-x") and line.split()[2:4] == ["0", "0"] for line in lines), out
+    assert any(line.endswith(" new") for line in lines), out
+    assert not any(line.endswith(" old") for line in lines), "opaque /opt hides the base layer's files"
+    assert "1" in lines, "the hard link shares its inode"
+    assert "motd" not in lines and "passwd" in lines, "the whiteout removed /etc/motd"
+    assert "hello from 33" in lines and "/srv" in lines and "FOO=bar" in lines
+
+
+def check_bundle(rlx: Rlx, bundle: Path) -> None:
+    """On the host: owners are the subordinate IDs the container maps; xattrs kept; devices skipped."""
+    config = json.loads((bundle / "config.json").read_text())
+    start = subordinate_range(rlx.user).start
+    assert config["linux"]["uidMappings"][0] == {"containerID": 0, "hostID": rlx.user.uid, "size": 1}
+    assert config["linux"]["uidMappings"][1]["hostID"] == start
+    assert config["process"]["user"] == {"uid": 33, "gid": 33}  # no additionalGids: runc refuses them rootless
+    assert config["process"]["cwd"] == "/srv" and "FOO=bar" in config["process"]["env"]
+    assert config["annotations"]["org.example"] == "yes"
+    assert config["annotations"]["org.opencontainers.image.stopSignal"] == "SIGQUIT"
+    assert config["annotations"]["org.opencontainers.image.exposedPorts"] == "80/tcp"
+    www = (bundle / "rootfs/srv/www").stat()
+    assert (www.st_uid, www.st_gid) == (start + 32, start + 32)
+    assert (bundle / "rootfs/bin/busybox").stat().st_uid == rlx.user.uid
+    assert os.getxattr(bundle / "rootfs/srv/www", "user.rlx") == b"kept"
+    assert not (bundle / "rootfs/dev/null").exists()
+
+
+def test_pull_shares_layers_and_bundles_run_under_rootless_and_runc(rlx: Rlx, registry: LocalRegistry,
+                                                                    rootless_runtime) -> None:
+    rlx.registries(f'[[registry]]\nlocation = "{registry.host}"\ninsecure = true\n')
+    first = rlx.run("--debug", "pull", f"{registry.host}/base:1")
+    assert "1 unpacked now" in first.stderr
+    second = rlx.run("--debug", "pull", f"{registry.host}/app:1")
+    assert "1 blobs already in the store" in second.stderr and "1 unpacked now" in second.stderr, second.stderr
+    assert len(rlx.layer_dirs()) == 2, "the shared base layer is unpacked once"
+    listed = json.loads(rlx.run("images", "--format", "json").stdout)
+    assert sorted(row["name"] for row in listed) == [f"{registry.host}/app:1", f"{registry.host}/base:1"]
+
+    bundle = rlx.home / "bundle"
+    rlx.run("bundle", "app:1", bundle)
+    check_bundle(rlx, bundle)
+    check_app_output(run_bundle(rootless_runtime, bundle))
+
+    runc = shutil.which("runc")
+    if runc:
+        result = subprocess.run(command_as(rlx.user, [runc, "--root", str(rlx.home / "runc"), "run", "--bundle",
+                                                      str(bundle), rootless_runtime.new_id("runc")]),
+                                capture_output=True, text=True, env=rlx.env, timeout=60)
+        assert result.returncode == 0, result.stderr
+        check_app_output(result.stdout)
+
+    rlx.run("rmi", "app:1")
+    assert len(rlx.layer_dirs()) == 1, "rmi prunes the layer only app used"
+    assert json.loads(rlx.run("images", "--format", "json").stdout)[0]["name"] == f"{registry.host}/base:1"
+
+
+def test_short_names_resolve_through_registries_conf(rlx: Rlx, registry: LocalRegistry) -> None:
+    rlx.registries(f'unqualified-search-registries = ["{registry.host}"]\n[aliases]\n"shorty" = "{registry.host}/base"\n'
+                   f'[[registry]]\nlocation = "{registry.host}"\ninsecure = true\n')
+    assert rlx.run("pull", "-q", "shorty:1").stdout.startswith(f"{registry.host}/base:1 ")
+    assert rlx.run("pull", "-q", "app:1").stdout.startswith(f"{registry.host}/app:1 ")
+
+
+def test_pull_without_insecure_is_refused_in_one_line(rlx: Rlx, registry: LocalRegistry) -> None:
+    result = rlx.run("pull", f"{registry.host}/base:1", check=False)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and result.stderr.startswith("rlx: "), result.stderr
+
+
+def test_pull_with_basic_auth(rlx: Rlx, scratch_root: Path, images_dir: Path) -> None:
+    if have_registry_tools():
+        pytest.skip(f"{have_registry_tools()} missing")
+    reg = LocalRegistry(scratch_root / f"registry-auth-{os.getpid()}", htpasswd=("tester", "s3cret"))
+    try:
+        reg.push(f"oci:{images_dir / 'base'}:latest", "private/base:1")
+        rlx.registries(f'[[registry]]\nlocation = "{reg.host}"\ninsecure = true\n')
+        denied = rlx.run("pull", f"{reg.host}/private/base:1", check=False)
+        assert denied.returncode == 1 and "asks for a login" in denied.stderr, denied.stderr
+        rlx.auth(reg.host, "tester", "s3cret")
+        rlx.run("pull", f"{reg.host}/private/base:1")
+    finally:
+        reg.stop()
+
+
+def test_a_corrupted_blob_is_refused(rlx: Rlx, scratch_root: Path, images_dir: Path, layers) -> None:
+    if have_registry_tools():
+        pytest.skip(f"{have_registry_tools()} missing")
+    reg = LocalRegistry(scratch_root / f"registry-bad-{os.getpid()}")
+    try:
+        reg.push(f"oci:{images_dir / 'app'}:latest", "app:1")
+        from helpers.images import manifest_layers
+        blob = reg.blob_file(manifest_layers(images_dir / "app")[1])
+        data = bytearray(blob.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        blob.write_bytes(bytes(data))
+        rlx.registries(f'[[registry]]\nlocation = "{reg.host}"\ninsecure = true\n')
+        result = rlx.run("pull", f"{reg.host}/app:1", check=False)
+        assert result.returncode == 1 and "refused" in result.stderr and result.stderr.count("\n") == 1, result.stderr
+        assert json.loads(rlx.run("images", "--format", "json").stdout) == []
+        assert rlx.layer_dirs() == [] or len(rlx.layer_dirs()) <= 1  # the base may be in; never the bad one
+        bad = manifest_layers(images_dir / "app")[1][7:]
+        assert not (rlx.store / "blobs/sha256" / bad).exists()
+    finally:
+        reg.stop()
+
+
+@pytest.mark.parametrize("archive", ["app", "app-zstd", "app.oci.tar", "app.docker.tar"])
+def test_archives_load_and_run_file_by_file(rlx: Rlx, images_dir: Path, rootless_runtime, archive: str) -> None:
+    loaded = rlx.run("load", images_dir / archive, "--name", "localhost/loaded:1")
+    assert loaded.stdout.startswith("localhost/loaded:1 "), loaded.stdout
+    assert "device node(s) skipped" in loaded.stderr
+    bundle = rlx.home / "bundle"
+    rlx.run("bundle", "loaded:1", bundle)
+    check_bundle(rlx, bundle)
+    check_app_output(run_bundle(rootless_runtime, bundle))
+
+
+def test_a_docker_archive_keeps_its_names(rlx: Rlx, images_dir: Path) -> None:
+    assert rlx.run("load", images_dir / "app.docker.tar").stdout.startswith("localhost/app-docker:latest ")
+
+
+def test_a_rootfs_tarball_loads_as_one_layer(rlx: Rlx, busybox_rootfs_tar: Path, rootless_runtime) -> None:
+    rlx.run("load", busybox_rootfs_tar, "--name", "localhost/plain:1")
+    bundle = rlx.home / "bundle"
+    rlx.run("bundle", "plain:1", bundle)
+    config = json.loads((bundle / "config.json").read_text())
+    config["process"]["args"] = ["sh", "-c", "id -u; ls /bin/busybox"]
+    (bundle / "config.json").write_text(json.dumps(config))
+    assert run_bundle(rootless_runtime, bundle).split() == ["0", "/bin/busybox"]
+
+
+@pytest.mark.parametrize("members", [
+    [member("../../escape-rlx", data=b"x")],
+    [member("/escape-rlx-abs", data=b"x")],
+    [member("up", tarfile.SYMTYPE, linkname="/tmp"), member("up/escape-rlx", data=b"x")],
+], ids=["dotdot", "absolute", "symlink"])
+def test_path_traversal_archives_are_refused(rlx: Rlx, members) -> None:
+    bad = rlx.home / "bad.tar"
+    bad.write_bytes(tar_layer([member("ok", data=b"fine")] + members))
+    chown_tree(bad, rlx.user)
+    result = rlx.run("load", bad, check=False)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and "refused" in result.stderr, result.stderr
+    assert not Path("/tmp/escape-rlx").exists() and not Path("/escape-rlx-abs").exists()
+    assert not list(rlx.home.rglob("escape-rlx*"))
+    assert rlx.layer_dirs() == [] and os.listdir(rlx.store / "tmp") == []
+
+
+def test_a_decompression_bomb_is_refused(rlx: Rlx) -> None:
+    import gzip
+    bomb = rlx.home / "bomb.tar.gz"
+    bomb.write_bytes(gzip.compress(tar_layer([member("zeros", data=bytes(64 << 20))])))
+    chown_tree(bomb, rlx.user)
+    result = rlx.run("load", bomb, check=False, env={"RLX_MAX_LAYER_SIZE": "16M"})
+    assert result.returncode == 1 and "decompression bomb" in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert rlx.layer_dirs() == [] and os.listdir(rlx.store / "tmp") == []
+
+
+def test_prune_removes_what_a_killed_unpack_left(rlx: Rlx, images_dir: Path) -> None:
+    rlx.run("load", images_dir / "base", "--name", "localhost/b:1")
+    leftover = rlx.store / "tmp" / "layer-killed"
+    subprocess.run(command_as(rlx.user, ["mkdir", "-p", str(leftover / "half")]), check=True)
+    assert "1 leftovers" in rlx.run("prune").stdout
+    assert os.listdir(rlx.store / "tmp") == [] and len(rlx.layer_dirs()) == 1
