@@ -118,8 +118,10 @@ def _oci_layout(store: Store, source, stem: str, name: str | None, platform: str
     for digest, ref in found:
         _copy_blob(store, source, digest)
         config, layers = image.layers_of(store.read_blob(digest))
-        for descriptor in [config] + layers:
-            _copy_blob(store, source, descriptor["digest"])
+        _copy_blob(store, source, config["digest"])
+        for layer, diff_id in zip(layers, image.diff_ids(store, config["digest"], len(layers))):
+            if not store.has_layer(diff_id):
+                _copy_blob(store, source, layer["digest"])
         images.append((digest, name or _normal_name(ref or "latest", stem)))
     return images
 

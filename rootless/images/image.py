@@ -89,9 +89,7 @@ def commit(store: Store, name: str, manifest_digest: str) -> tuple[dict, list[st
     manifest = store.read_blob(manifest_digest)
     config_desc, layers = layers_of(manifest)
     config = _json(store.read_blob(config_desc["digest"]), "image config")
-    diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
-    if len(diff_ids) != len(layers):
-        raise ImageError(f"the image config lists {len(diff_ids)} layers, the manifest {len(layers)}: corrupt image")
+    diff_ids = diff_ids_of(config, len(layers))
     pairs = [(layer["digest"], diff_id) for layer, diff_id in zip(layers, diff_ids)]
     notes, unpacked = store.unpack_layers(pairs)
     record = {
@@ -103,6 +101,17 @@ def commit(store: Store, name: str, manifest_digest: str) -> tuple[dict, list[st
     }
     store.set_name(name, record)
     return dict(record, name=name), notes, unpacked
+
+
+def diff_ids_of(config: dict, count: int) -> list[str]:
+    diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+    if len(diff_ids) != count or not all(isinstance(d, str) for d in diff_ids):
+        raise ImageError(f"the image config lists {len(diff_ids)} layers, the manifest {count}: corrupt image")
+    return diff_ids
+
+
+def diff_ids(store: Store, config_digest: str, count: int) -> list[str]:
+    return diff_ids_of(_json(store.read_blob(config_digest), "image config"), count)
 
 
 def image_config(store: Store, record: dict) -> dict:

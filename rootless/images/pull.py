@@ -62,9 +62,12 @@ def _fetch(store: Store, registry, ref: regconf.Reference, platform: str | None,
         image.media_type(data, content_type)
     manifest_digest = store.put_bytes(data, digest_of(data))
     config, layers = image.layers_of(data)
-    wanted = [config] + [layer for layer in layers if not store.has_blob(layer["digest"])]
-    have = len(layers) + 1 - len(wanted)
-    debug(f"{ref}: {len(layers)} layers, {have} blobs already in the store")
+    store.put_blob(config["digest"], lambda out: registry.fetch_blob(ref.repository, config["digest"], out))
+    # Layers already unpacked (by diff ID, from the config) are not fetched again.
+    diff_ids = image.diff_ids(store, config["digest"], len(layers))
+    wanted = [layer for layer, diff_id in zip(layers, diff_ids)
+              if not store.has_layer(diff_id) and not store.has_blob(layer["digest"])]
+    debug(f"{ref}: {len(layers)} layers, {len(layers) - len(wanted)} already in the store")
     meter = _Meter(sum(d.get("size", 0) for d in wanted), len(wanted)) if bar else None
 
     def fetch(descriptor: dict) -> None:

@@ -3,7 +3,8 @@
 Layout under the root ($XDG_DATA_HOME/rootless, or /var/lib/rootless for real root):
 
   blobs/sha256/HEX   manifests, configs and layer blobs, each verified against HEX before its
-                     rename here (and again when a layer is unpacked from it)
+                     rename here (and again when a layer is unpacked from it); a layer's blob
+                     is removed once the layer is unpacked
   layers/HEX         one layer unpacked (HEX: its diff ID, the uncompressed digest), shared by
                      every image that has it; only ever made by renaming a complete directory
   names/QUOTED       an image name -> its record (manifest, config, layers), written atomically
@@ -24,6 +25,7 @@ import contextlib
 import fcntl
 import json
 import os
+import pickle
 import shutil
 import time
 from urllib.parse import quote, unquote
@@ -129,11 +131,10 @@ class Store:
                 return digest  # another pull fetched it while this one waited
             tmp = self.tmp_path("blob")
             try:
+                # No fsync: a blob torn by a crash fails its digest check, which every use repeats.
                 with open(tmp, "wb") as f:
                     writer = _HashingWriter(f)
                     fill(writer)
-                    f.flush()
-                    os.fsync(f.fileno())
                 got = writer.digest()
                 if digest is not None and got != digest:
                     raise ImageError(f"blob {digest} arrived as {got}: corrupted in transit or at the "
@@ -174,6 +175,11 @@ class Store:
             if not todo:
                 return [], 0
             notes = userns.run_as_mapped_root(self.idmap(), _unpack_all, todo, self.max_bytes, self.rootless)
+            # A layer's compressed blob has served once unpacked (its digest was checked while
+            # unpacking): keeping it would store every layer twice.
+            for blob, *_ in todo:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(blob)
         return notes, len(todo)
 
     # -- names -----------------------------------------------------------------------------
@@ -261,8 +267,48 @@ class _HashingWriter:
         return "sha256:" + self.hash.hexdigest()
 
 
+UNPACK_WORKERS = 3
+
+
 def _unpack_all(todo, max_bytes: int, in_userns: bool) -> list[str]:
-    """In the user namespace: each layer into tmp/, then renamed into layers/ whole."""
+    """In the user namespace: each layer into tmp/, then renamed into layers/ whole. Up to
+    UNPACK_WORKERS layers at once (forked workers): unpacking waits mostly on file creation,
+    not on the CPU, so layers overlap well even on two cores."""
+    if len(todo) < 2:
+        return _unpack_some(todo, max_bytes, in_userns)
+    workers = []
+    for n in range(min(UNPACK_WORKERS, len(todo))):
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_fd)
+            try:
+                result = ("ok", _unpack_some(todo[n::UNPACK_WORKERS], max_bytes, in_userns))
+            except ImageError as err:
+                result = ("error", err.message)
+            except BaseException as err:  # noqa: BLE001 - reported as a line by the parent
+                result = ("error", f"internal error: {type(err).__name__}: {err}")
+            with os.fdopen(write_fd, "wb") as f:
+                f.write(pickle.dumps(result))
+            os._exit(0)
+        os.close(write_fd)
+        workers.append((pid, read_fd))
+    notes, errors = [], []
+    for pid, read_fd in workers:
+        with os.fdopen(read_fd, "rb") as f:
+            data = f.read()
+        os.waitpid(pid, 0)
+        kind, value = pickle.loads(data) if data else ("error", "an unpack worker died")
+        if kind == "ok":
+            notes += value
+        else:
+            errors.append(value)
+    if errors:
+        raise ImageError(errors[0])
+    return notes
+
+
+def _unpack_some(todo, max_bytes: int, in_userns: bool) -> list[str]:
     notes = []
     for blob, digest, diff_id, tmp, final in todo:
         try:

@@ -176,7 +176,7 @@ def test_pull_shares_layers_and_bundles_run_under_rootless_and_runc(rlx: Rlx, re
     first = rlx.run("--debug", "pull", f"{registry.host}/base:1")
     assert "1 unpacked now" in first.stderr
     second = rlx.run("--debug", "pull", f"{registry.host}/app:1")
-    assert "1 blobs already in the store" in second.stderr and "1 unpacked now" in second.stderr, second.stderr
+    assert "1 already in the store" in second.stderr and "1 unpacked now" in second.stderr, second.stderr
     assert len(rlx.layer_dirs()) == 2, "the shared base layer is unpacked once"
     listed = json.loads(rlx.run("images", "--format", "json").stdout)
     assert sorted(row["name"] for row in listed) == [f"{registry.host}/app:1", f"{registry.host}/base:1"]
