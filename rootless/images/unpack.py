@@ -222,7 +222,8 @@ class _Extractor:
             except FileNotFoundError:
                 raise ImageError(f"layer {self.shown}: hard link {member.name!r} points at "
                                  f"{member.linkname!r}, which is not in the layer: refused") from None
-            return  # a hard link shares its target's owner, mode and xattrs
+            # Then its header's owner, mode and times are applied to the shared inode, as
+            # Docker's and containers/storage's unpackers do (GNU tar would keep the target's).
         elif member.ischr() or member.isblk():
             if self.in_userns:
                 self.skipped_devices += 1

@@ -5,6 +5,7 @@ bundles run by rootless and by runc, and what is refused. Nothing comes from the
 import json
 import os
 import shutil
+import stat
 import subprocess
 import tarfile
 from pathlib import Path
@@ -28,7 +29,7 @@ def app_layer() -> bytes:
     return tar_layer([
         member("srv", tarfile.DIRTYPE, uid=33, gid=33, mode=0o750),
         (www, data),
-        member("srv/hard", tarfile.LNKTYPE, linkname="srv/www", uid=33, gid=33),
+        member("srv/hard", tarfile.LNKTYPE, linkname="srv/www", uid=33, gid=33, mode=0o640),
         member("bin/su-test", data=b"#!/bin/sh\n", mode=0o4755),
         member("etc/.wh.motd"),
         member("opt", tarfile.DIRTYPE),
@@ -305,3 +306,83 @@ def test_prune_removes_what_a_killed_unpack_left(rlx: Rlx, images_dir: Path) -> 
     subprocess.run(command_as(rlx.user, ["mkdir", "-p", str(leftover / "half")]), check=True)
     assert "1 leftovers" in rlx.run("prune").stdout
     assert os.listdir(rlx.store / "tmp") == [] and len(rlx.layer_dirs()) == 1
+
+
+OVERLAY_PROBE = """
+import json, os, sys
+from rootless.images.store import Store
+from rootless.images import overlay, userns
+
+store = Store(sys.argv[1])
+record = store.find("loaded:1")
+layers = [store.layer_path(layer["diffID"]) for layer in record["layers"]]
+work = sys.argv[2]
+
+def probe():
+    target = os.path.join(work, "root")
+    method = overlay.mount_root(layers, os.path.join(work, "upper"), os.path.join(work, "work"), target)
+    www = os.stat(os.path.join(target, "srv/www"))
+    with open(os.path.join(target, "srv/written"), "w") as f:
+        f.write("mine")
+    os.unlink(os.path.join(target, "etc/passwd"))
+    return {"method": method, "etc": sorted(os.listdir(os.path.join(target, "etc"))),
+            "opt": sorted(os.listdir(os.path.join(target, "opt"))), "www": [www.st_uid, www.st_gid, www.st_mode & 0o7777],
+            "su": os.stat(os.path.join(target, "bin/su-test")).st_mode & 0o7777}
+
+print(json.dumps(userns.run_as_mapped_root(store.idmap(), probe, unshare_mount=True)))
+"""
+
+
+def test_an_overlay_of_the_layers_in_the_user_namespace(rlx: Rlx, images_dir: Path, rootless_runtime) -> None:
+    """The container's root as an overlay mounted with userxattr by root of the user
+    namespace: whiteouts hide, opaque directories hide, owners read as in the image, writes
+    land in the upper directory and never in the store's layers."""
+    rlx.run("load", images_dir / "app", "--name", "localhost/loaded:1")
+    work = rlx.home / "ovl"
+    work.mkdir()
+    chown_tree(work, rlx.user)
+    python = os.path.join(os.path.dirname(rlx.binary), "python")
+    result = subprocess.run(command_as(rlx.user, [python, "-c", OVERLAY_PROBE, str(rlx.store), str(work)]),
+                            capture_output=True, text=True, env=rlx.env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert seen["method"] == "overlay", seen
+    assert "motd" not in seen["etc"] and "passwd" not in seen["etc"] and "group" in seen["etc"]
+    assert seen["opt"] == ["new"] and seen["www"] == [33, 33, 0o640] and seen["su"] == 0o4755
+    assert (work / "upper/srv/written").read_text() == "mine"
+    whiteout = (work / "upper/etc/passwd").lstat()
+    assert stat.S_ISCHR(whiteout.st_mode) and whiteout.st_rdev == 0, "the deletion is a whiteout in the upper dir"
+    assert not any((Path(rlx.store) / "layers" / d / "srv/written").exists() for d in rlx.layer_dirs())
+
+
+SAME_VIEW = "ls -ln / | awk 'NR > 1 && $NF !~ /^(dev|proc|sys|run|etc)$/ {print $1, $3, $4, $NF}'; ls -ln /srv; id -u; id -g"
+
+
+@pytest.mark.skipif(shutil.which("podman") is None, reason="podman is missing (tests/run installs it)")
+def test_podman_save_loads_and_runs_as_under_podman(rlx: Rlx, images_dir: Path, rootless_runtime, scratch_root) -> None:
+    """A multi-layer image loaded into podman and saved by it (`podman save`, docker-archive)
+    shows the same tree and IDs under rlx bundle + rootless as under podman's own run (runc).
+    /dev, /proc, /sys, /run and /etc are left out: podman mounts or writes into them."""
+    import tempfile
+    from test_podman import Podman
+    home = Path(tempfile.mkdtemp(prefix="podman-save-", dir=scratch_root))
+    os.chmod(home, 0o755)
+    client = Podman(rlx.user, shutil.which("runc") or rootless_runtime.binary, home)
+    try:
+        client("load", "-i", str(images_dir / "app.docker.tar"), check=True)
+        client("save", "-o", str(home / "saved.tar"), "localhost/app-docker:latest", check=True)
+        seen_by_podman = client("run", "--rm", "--network", "none", "localhost/app-docker:latest", SAME_VIEW,
+                                check=True).stdout
+        rlx.run("load", home / "saved.tar", "--name", "localhost/saved:1")
+        bundle = rlx.home / "bundle"
+        rlx.run("bundle", "saved:1", bundle)
+        config = json.loads((bundle / "config.json").read_text())
+        config["process"]["args"] = ["/bin/sh", "-c", SAME_VIEW]
+        (bundle / "config.json").write_text(json.dumps(config))
+        seen_by_rlx = run_bundle(rootless_runtime, bundle)
+        assert seen_by_rlx == seen_by_podman
+        assert seen_by_rlx.endswith("33\n33\n") and "drwxr-x--- 33 33 srv" in seen_by_rlx
+    finally:
+        client("rm", "--all", "--force")
+        subprocess.run(command_as(rlx.user, ["podman", "unshare", "rm", "-rf", str(home / "storage"), str(client.runroot)]),
+                       env=client.env, capture_output=True, cwd=home)
