@@ -181,6 +181,8 @@ def test_pull_shares_layers_and_bundles_run_under_rootless_and_runc(rlx: Rlx, re
     assert len(rlx.layer_dirs()) == 2, "the shared base layer is unpacked once"
     listed = json.loads(rlx.run("images", "--format", "json").stdout)
     assert sorted(row["name"] for row in listed) == [f"{registry.host}/app:1", f"{registry.host}/base:1"]
+    inspected = json.loads(rlx.run("inspect", "app:1").stdout)
+    assert inspected["config"]["config"]["User"] == "www-data" and len(inspected["manifest"]["layers"]) == 2
 
     bundle = rlx.home / "bundle"
     rlx.run("bundle", "app:1", bundle)
@@ -386,3 +388,33 @@ def test_podman_save_loads_and_runs_as_under_podman(rlx: Rlx, images_dir: Path, 
         client("rm", "--all", "--force")
         subprocess.run(command_as(rlx.user, ["podman", "unshare", "rm", "-rf", str(home / "storage"), str(client.runroot)]),
                        env=client.env, capture_output=True, cwd=home)
+
+
+def test_a_killed_load_leaves_nothing_a_later_load_trusts(rlx: Rlx, scratch_root: Path, busybox_rootfs: Path,
+                                                          rootless_runtime) -> None:
+    """rlx load killed (SIGKILL) at several points: the next load of the same archive succeeds,
+    runs, and prune removes what the killed ones left."""
+    import random
+    import signal
+    import time
+    layout = scratch_root / f"big-{os.getpid()}"
+    if not layout.exists():
+        rng = random.Random(7)
+        files = [member(f"data/f{i:04d}", data=rng.randbytes(32768)) for i in range(400)]
+        write_oci_layout(layout, [rootfs_layer(busybox_rootfs), tar_layer(files), tar_layer(files[:200])],
+                         {"config": {"Cmd": ["/bin/sh", "-c", "ls /data | wc -l"]}})
+        for path in [layout, *layout.rglob("*")]:
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    for delay in (0.3, 0.8, 1.5):
+        argv = command_as(rlx.user, [rlx.binary, "--store", str(rlx.store), "load", str(layout), "--name", "localhost/big:1"])
+        proc = subprocess.Popen(argv, env=rlx.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        time.sleep(delay)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    rlx.run("load", layout, "--name", "localhost/big:1")
+    bundle = rlx.home / "bundle"
+    rlx.run("bundle", "big:1", bundle)
+    assert run_bundle(rootless_runtime, bundle).strip() == "400"
+    rlx.run("prune")
+    assert os.listdir(rlx.store / "tmp") == [] and len(rlx.layer_dirs()) == 3

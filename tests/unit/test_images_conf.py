@@ -3,6 +3,7 @@ challenge (against a recorded registry exchange, no network), and the image conf
 into config.json."""
 
 import base64
+import io
 import json
 from pathlib import Path
 
@@ -144,3 +145,26 @@ def test_image_config_to_spec() -> None:
     root = runspec.to_spec({"config": {"Cmd": ["sh"], "User": "app"}}, PASSWD, GROUP, None)
     assert root["process"]["user"] == {"uid": 1000, "gid": 1000, "additionalGids": [2000]}
     assert {"type": "user"} not in root["linux"]["namespaces"]
+
+
+def test_a_broken_blob_download_resumes_with_range() -> None:
+    """The connection breaks after the first chunk; the retry asks for the rest with Range and
+    the blob arrives whole."""
+    blob = bytes(range(256)) * 64
+    calls = []
+
+    class Broken(httpx.SyncByteStream):
+        def __iter__(self):
+            yield blob[:1000]
+            raise httpx.ReadError("connection reset")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.headers.get("range"))
+        if request.headers.get("range"):
+            start = int(request.headers["range"].split("=")[1].rstrip("-"))
+            return httpx.Response(206, content=blob[start:])
+        return httpx.Response(200, stream=Broken())
+
+    out = io.BytesIO()
+    Registry("reg.example", transport=httpx.MockTransport(handler)).fetch_blob("x", "sha256:" + "0" * 64, out)
+    assert out.getvalue() == blob and calls == [None, "bytes=1000-"]

@@ -60,7 +60,7 @@ def test_owners_modes_setuid_links_and_long_names_are_kept(tmp_path: Path, compr
         member("d", tarfile.DIRTYPE, uid=33, gid=44, mode=0o750),
         member("d/su", data=b"#!/bin/sh\n", uid=0, gid=0, mode=0o4755),
         member("d/www", data=b"hello", uid=33, gid=33, mode=0o640),
-        member("d/hard", tarfile.LNKTYPE, linkname="d/www"),
+        member("d/hard", tarfile.LNKTYPE, linkname="d/www", uid=33, gid=33, mode=0o640),
         member("d/sym", tarfile.SYMTYPE, linkname="/etc/passwd"),
         member(long_name, data=b"long"),
         member("fifo", tarfile.FIFOTYPE, mode=0o600),
