@@ -21,12 +21,19 @@ APP_SCRIPT = ("id; ls -ln /srv /bin/su-test /opt; stat -c '%h %i' /srv/www /srv/
               "ls /etc; cat /srv/www; pwd; echo FOO=$FOO")
 
 
+# vfs_cap_data revision 2, effective, permitted = CAP_NET_RAW (bit 13)
+CAP_NET_RAW_V2 = bytes.fromhex("01000002" "00200000" "00000000" "00000000" "00000000")
+
+
 def app_layer() -> bytes:
     """What the tests check file by file: owners, modes, setuid, a hard link, xattrs, a device
     node, whiteouts of the base layer's files and an opaque directory."""
     www, data = member("srv/www", data=b"hello from 33\n", uid=33, gid=33, mode=0o640)
     www.pax_headers = {"SCHILY.xattr.user.rlx": "kept"}
+    capped, capped_data = member("bin/capped", data=b"#!/bin/sh\n", mode=0o755)
+    capped.pax_headers = {"SCHILY.xattr.security.capability": CAP_NET_RAW_V2.decode("utf-8", "surrogateescape")}
     return tar_layer([
+        (capped, capped_data),
         member("srv", tarfile.DIRTYPE, uid=33, gid=33, mode=0o750),
         (www, data),
         member("srv/hard", tarfile.LNKTYPE, linkname="srv/www", uid=33, gid=33, mode=0o640),
@@ -168,6 +175,11 @@ def check_bundle(rlx: Rlx, bundle: Path) -> None:
     assert (www.st_uid, www.st_gid) == (start + 32, start + 32)
     assert (bundle / "rootfs/bin/busybox").stat().st_uid == rlx.user.uid
     assert os.getxattr(bundle / "rootfs/srv/www", "user.rlx") == b"kept"
+    # The file capability, written by root of the user namespace, is namespaced (revision 3):
+    # the same bits, valid only where the caller is root (its rootid).
+    cap = os.getxattr(bundle / "rootfs/bin/capped", "security.capability")
+    assert cap[:4] == bytes.fromhex("01000003") and cap[4:20] == CAP_NET_RAW_V2[4:]
+    assert int.from_bytes(cap[20:24], "little") == rlx.user.uid
     assert not (bundle / "rootfs/dev/null").exists()
 
 
@@ -227,6 +239,29 @@ def test_pull_with_basic_auth(rlx: Rlx, scratch_root: Path, images_dir: Path) ->
         rlx.run("pull", f"{reg.host}/private/base:1")
     finally:
         reg.stop()
+
+
+def test_pull_with_a_bearer_token(rlx: Rlx, scratch_root: Path, images_dir: Path) -> None:
+    """The registry's token auth (Docker Hub's flow): 401 with a Bearer challenge, a token
+    from the realm fetched with the stored credentials as Basic, the pull with the token."""
+    if have_registry_tools() or shutil.which("openssl") is None:
+        pytest.skip(f"{have_registry_tools() or 'openssl'} missing")
+    from helpers.images import TokenServer
+    tokens = TokenServer(scratch_root / f"token-{os.getpid()}", ("tester", "s3cret"))
+    reg = LocalRegistry(scratch_root / f"registry-token-{os.getpid()}", token=tokens)
+    try:
+        reg.push(f"oci:{images_dir / 'base'}:latest", "team/base:1")
+        rlx.registries(f'[[registry]]\nlocation = "{reg.host}"\ninsecure = true\n')
+        tokens.asked.clear()
+        denied = rlx.run("pull", f"{reg.host}/team/base:1", check=False)
+        assert denied.returncode == 1 and "token endpoint" in denied.stderr, denied.stderr
+        assert tokens.asked == [("repository:team/base:pull", False)]
+        rlx.auth(reg.host, "tester", "s3cret")
+        rlx.run("pull", f"{reg.host}/team/base:1")
+        assert ("repository:team/base:pull", True) in tokens.asked
+    finally:
+        reg.stop()
+        tokens.stop()
 
 
 def test_a_corrupted_blob_is_refused(rlx: Rlx, scratch_root: Path, images_dir: Path, layers) -> None:

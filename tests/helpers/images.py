@@ -103,7 +103,7 @@ def free_port() -> int:
 class LocalRegistry:
     """`docker-registry serve` on 127.0.0.1 with its storage under `folder`."""
 
-    def __init__(self, folder: Path, htpasswd: tuple[str, str] | None = None):
+    def __init__(self, folder: Path, htpasswd: tuple[str, str] | None = None, token: "TokenServer | None" = None):
         self.folder = folder
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
@@ -115,6 +115,10 @@ class LocalRegistry:
             line = subprocess.run(["htpasswd", "-Bbn", *htpasswd], capture_output=True, text=True, check=True).stdout
             (folder / "htpasswd").write_text(line)
             config += f"auth:\n  htpasswd:\n    realm: rlx-tests\n    path: {folder}/htpasswd\n"
+        if token:
+            self.credentials = token.credentials
+            config += (f"auth:\n  token:\n    realm: {token.realm}\n    service: {token.service}\n"
+                       f"    issuer: {token.issuer}\n    rootcertbundle: {token.cert}\n")
         (folder / "config.yml").write_text(config)
         self.log = open(folder / "registry.log", "w")
         self.proc = subprocess.Popen(["docker-registry", "serve", str(folder / "config.yml")],
@@ -163,3 +167,81 @@ def manifest_layers(layout: Path) -> list[str]:
     manifest = json.loads((layout / "blobs/sha256" / index["manifests"][0]["digest"][7:]).read_bytes())
     return [layer["digest"] for layer in manifest["layers"]]
 
+
+
+class TokenServer:
+    """A token endpoint for the registry's `token` auth (the Docker Hub flow): it answers
+    GET /token?service=S&scope=repository:NAME:ACTIONS with a JWT signed (RS256, by openssl)
+    with a throw-away key whose certificate the registry trusts. It hands tokens only to
+    callers that send the right Basic credentials, and records what it was asked."""
+
+    service, issuer = "rlx-test-registry", "rlx-test-issuer"
+
+    def __init__(self, folder: Path, credentials: tuple[str, str]):
+        import base64
+        import http.server
+        import threading
+        folder.mkdir(parents=True, exist_ok=True)
+        self.credentials = credentials
+        self.key, self.cert = folder / "key.pem", folder / "cert.pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(self.key),
+                        "-out", str(self.cert), "-days", "1", "-subj", "/CN=rlx-token"], check=True, capture_output=True)
+        pub = subprocess.run(f"openssl x509 -in {self.cert} -pubkey -noout | openssl pkey -pubin -outform DER",
+                             shell=True, check=True, capture_output=True).stdout
+        # libtrust's key ID, which the registry uses to find the key named by "kid"
+        encoded = base64.b32encode(hashlib.sha256(pub).digest()[:30]).decode().rstrip("=")
+        self.kid = ":".join(encoded[i:i + 4] for i in range(0, 48, 4))
+        self.asked: list[tuple[str, bool]] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's naming
+                from urllib.parse import parse_qs, urlparse
+                query = parse_qs(urlparse(self.path).query)
+                expected = "Basic " + base64.b64encode(":".join(server.credentials).encode()).decode()
+                authorized = self.headers.get("Authorization") == expected
+                scope = query.get("scope", [""])[0]
+                server.asked.append((scope, authorized))
+                if not authorized:
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                body = json.dumps({"token": server.token(scope)}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.realm = f"http://127.0.0.1:{self.httpd.server_address[1]}/token"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def token(self, scope: str) -> str:
+        import base64
+        import uuid
+
+        def b64(data: bytes) -> str:
+            return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+        access = []
+        if scope.count(":") >= 2:
+            kind, _, rest = scope.partition(":")
+            name, _, actions = rest.rpartition(":")
+            access.append({"type": kind, "name": name, "actions": actions.split(",")})
+        now = int(time.time())
+        header = {"typ": "JWT", "alg": "RS256", "kid": self.kid}
+        claims = {"iss": self.issuer, "sub": self.credentials[0], "aud": self.service, "exp": now + 600,
+                  "nbf": now - 10, "iat": now, "jti": uuid.uuid4().hex, "access": access}
+        signed = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+        signature = subprocess.run(["openssl", "dgst", "-sha256", "-sign", str(self.key)], input=signed.encode(),
+                                   check=True, capture_output=True).stdout
+        return f"{signed}.{b64(signature)}"
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -168,3 +168,17 @@ def test_a_broken_blob_download_resumes_with_range() -> None:
     out = io.BytesIO()
     Registry("reg.example", transport=httpx.MockTransport(handler)).fetch_blob("x", "sha256:" + "0" * 64, out)
     assert out.getvalue() == blob and calls == [None, "bytes=1000-"]
+
+
+def test_platform_choice_in_an_index() -> None:
+    from rootless.images.image import pick_platform
+    index = json.dumps({"manifests": [
+        {"digest": "sha256:" + "1" * 64, "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+        {"digest": "sha256:" + "2" * 64, "platform": {"os": "linux", "architecture": "amd64"}},
+        {"digest": "sha256:" + "3" * 64, "platform": {"os": "linux", "architecture": "arm", "variant": "v7"}},
+    ]}).encode()
+    assert pick_platform(index, "linux/amd64")["digest"].endswith("2")
+    assert pick_platform(index, "linux/arm64")["digest"].endswith("1")
+    assert pick_platform(index, "linux/arm/v7")["digest"].endswith("3")
+    with pytest.raises(ImageError, match="no image for platform linux/s390x .*offered: linux/arm64/v8"):
+        pick_platform(index, "linux/s390x")
