@@ -46,10 +46,11 @@ def _relay(sock, stdin: int | None) -> int:
             continue
         if stdin in readable:
             data = os.read(stdin, 65536)
-            if data:
-                sock.sendall(proto.frame(proto.STDIN, data))
-            else:
-                sock.sendall(proto.frame(proto.CLOSE_STDIN))
+            try:
+                sock.sendall(proto.frame(proto.STDIN, data) if data else proto.frame(proto.CLOSE_STDIN))
+            except OSError:  # EPIPE: the shim has sent its exit frame and closed; it is still to be read
+                data = b""
+            if not data:
                 watched.remove(stdin)
         if sock in readable:
             data = sock.recv(65536)

@@ -41,3 +41,23 @@ def test_frames_split_across_reads() -> None:
     frames, rest = protocol.split_frames(rest + stream[7:])
     assert frames == [(protocol.STDIN, b"hello"), (protocol.RESIZE, b"24 80"), (protocol.CLOSE_STDIN, b"")]
     assert rest == b""
+
+
+def test_attach_reads_the_exit_code_after_the_shim_closed_before_its_end_of_input() -> None:
+    """The container exited and the shim sent EXIT and closed while the client still had
+    input (its end of file) to pass on: the write fails with EPIPE, the exit code is still
+    read (it once failed `run --shim` under load with "Broken pipe")."""
+    import os
+    import socket
+    from rootless.commands import attach
+    from rootless.shim import protocol
+    ours, shim = socket.socketpair()
+    shim.sendall(protocol.frame(protocol.STDOUT, b"") + protocol.frame(protocol.EXIT, b"3"))
+    shim.close()
+    read_end, write_end = os.pipe()
+    os.close(write_end)
+    try:
+        assert attach._relay(ours, read_end) == 3
+    finally:
+        os.close(read_end)
+        ours.close()
