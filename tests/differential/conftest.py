@@ -13,7 +13,7 @@ import pytest
 from diff_table import VERDICTS
 from helpers.differential import Side
 from helpers.runtime import RUNC, Runtime
-from helpers.users import User, chown_tree
+from helpers.users import User, chown_tree, root_user
 
 OUTCOMES: dict[str, str] = {}
 
@@ -23,28 +23,43 @@ def _root_conftest(config: pytest.Config):
     return config.pluginmanager.get_plugin(str(Path(__file__).resolve().parent.parent / "conftest.py"))
 
 
-def _side(config: pytest.Config, name: str, binary: str, test_user: User, busybox_rootfs: Path,
+def _side(config: pytest.Config, name: str, binary: str, user: User, busybox_rootfs: Path,
           scratch_root: Path) -> Runtime:
     work_dir = Path(tempfile.mkdtemp(prefix=f"diff-{name}-", dir=scratch_root))
     os.chmod(work_dir, 0o755)
-    chown_tree(work_dir, test_user)
-    state_root = _root_conftest(config)._state_root(test_user, work_dir)
-    return Runtime("rootless", test_user, binary, state_root, work_dir, busybox_rootfs)
+    chown_tree(work_dir, user)
+    state_root = _root_conftest(config)._state_root(user, work_dir)
+    return Runtime("root" if user.is_root else "rootless", user, binary, state_root, work_dir, busybox_rootfs)
 
 
-@pytest.fixture(scope="module")
-def sides(request: pytest.FixtureRequest, rootless_bin: str, test_user: User, busybox_rootfs: Path,
-          scratch_root: Path) -> Iterator[tuple[Side, Side]]:
-    """(runc, rootless), both as the unprivileged test user."""
+def _sides(request: pytest.FixtureRequest, rootless_bin: str, user: User, busybox_rootfs: Path,
+           scratch_root: Path) -> Iterator[tuple[Side, Side]]:
     if not os.access(RUNC, os.X_OK):
         pytest.skip(f"{RUNC} is missing (tests/run installs runc)")
-    runtimes = [_side(request.config, name, binary, test_user, busybox_rootfs, scratch_root)
+    runtimes = [_side(request.config, name, binary, user, busybox_rootfs, scratch_root)
                 for name, binary in (("runc", RUNC), ("rootless", rootless_bin))]
     yield Side("runc", runtimes[0]), Side("rootless", runtimes[1])
     for runtime in runtimes:
         problems = runtime.cleanup()
         if problems:
             warnings.warn(f"teardown of the differential {runtime.binary} side:\n  " + "\n  ".join(problems))
+
+
+@pytest.fixture(scope="module")
+def sides(request: pytest.FixtureRequest, rootless_bin: str, test_user: User, busybox_rootfs: Path,
+          scratch_root: Path) -> Iterator[tuple[Side, Side]]:
+    """(runc, rootless), both as the unprivileged test user."""
+    yield from _sides(request, rootless_bin, test_user, busybox_rootfs, scratch_root)
+
+
+@pytest.fixture(scope="module")
+def root_sides(request: pytest.FixtureRequest, rootless_bin: str, busybox_rootfs: Path,
+               scratch_root: Path) -> Iterator[tuple[Side, Side]]:
+    """(runc, rootless), both as root, each in a mount namespace without the v1 memory
+    controller (helpers.runtime: runc as root would make a memory cgroup this host forbids)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: run tests/run as root to compare root containers")
+    yield from _sides(request, rootless_bin, root_user(), busybox_rootfs, scratch_root)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -128,6 +128,19 @@ KNOWN: dict[str, tuple[str, str]] = {
                                "rnostrictatime and symfollow, which runc lists", "validation/messages"),
     "hook-state-on-stdin": ("the state a poststart hook reads: runc 1.1.5 says status 'created', rootless "
                             "'running'", "process"),
+    "hook-startContainer-env": ("a startContainer hook does not see the container process's environment (FOO is "
+                                "empty); runc's does", "process"),
+    "maskedPaths-two-directories": ("each masked directory gets a tmpfs of its own; current runc masks them all "
+                                    "with one shared read-only tmpfs", "filesystem"),
+    "root-default-mounts": ("as default-mounts (as root)", "filesystem"),
+    "root-default-mount_order": ("as default-mount_order (as root)", "filesystem"),
+    "root-default-fds": STDIO_PIPES,
+    "root-default-env": HOME,
+    "root-device-fuse-0666": ("device nodes made by mknod (as root) get the caller's umask: /dev/fuse and even "
+                              "the default /dev/null are 0644 where runc makes them 0666", "filesystem"),
+    "root-device-fuse-0660": ("as root-device-fuse-0666: 0640 where the config says 0660", "filesystem"),
+    "root-device-filemode-with-type-bits": ("as device-filemode-with-type-bits (as root: 'fileMode: 8630 is "
+                                            "greater than the maximum 511')", "filesystem"),
     "hook-env-absent": ("a hook without env: runc gives it the runtime's environment (PATH...); rootless an "
                         "empty one", "process"),
 }

@@ -147,8 +147,10 @@ class Side:
 
     # -- bundles ---------------------------------------------------------------------------
     def base_config(self, args: list[str], terminal: bool = False) -> dict:
-        """`runc spec --rootless` with `args`: the caller mapped to root, as runc needs; both
-        sides get the same config."""
+        """`runc spec --rootless` with `args`: the caller mapped to root, as runc needs (as
+        root: `runc spec`); both sides get the same config."""
+        if not self.runtime.rootless:
+            return make_config(args, rootless=False, terminal=terminal)
         maps = {"uidMappings": [{"containerID": 0, "hostID": self.user.uid, "size": 1}],
                 "gidMappings": [{"containerID": 0, "hostID": self.user.gid, "size": 1}]}
         return make_config(args, rootless=True, terminal=terminal, linux=maps)
