@@ -552,6 +552,10 @@ add(
                                                                        STATUS_STEP]),
     Case("run-detach-terminal-without-socket", scenario=sc.steps, terminal=True, args=["true"],
          steps=[RUN_D, STATUS_STEP]),
+    Case("run-detach-console-socket", scenario=sc.run_detached_console, terminal=True,
+         args=sh("tty; printf 'x\\ny\\n'; stty size")),
+    Case("run-detach-console-socket-consoleSize", scenario=sc.run_detached_console, terminal=True,
+         args=["stty", "size"], config=process(consoleSize={"height": 33, "width": 99})),
     Case("run-preserve-fds-bad", flags=["--preserve-fds", "x"], args=["true"]),
 )
 

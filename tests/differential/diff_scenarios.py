@@ -120,6 +120,22 @@ def create_start(side: Side, case) -> dict:
     return seen
 
 
+def run_detached_console(side: Side, case) -> dict:
+    """`run -d --console-socket` (terminal: true): the pty master goes to a socket of the
+    test's, which reads what the container writes."""
+    bundle = _bundle(side, case)
+    container_id = side.new_id()
+    console = side.console_socket()
+    try:
+        result = side.run("run", "-d", *case.flags, "--console-socket", console.path, "--bundle", bundle, container_id)
+        side.wait_stopped(container_id)
+    finally:
+        side.cleanup_container(container_id)
+    output = console.wait().decode(errors="replace") if result.returncode == 0 else ""
+    return {"exit": result.returncode, "stderr_empty": result.stderr == "",
+            "output": normalize_text(output, _names(side, container_id, bundle))}
+
+
 def steps(side: Side, case) -> dict:
     """A sequence of client commands on one container (case.steps): each a tuple of runtime
     arguments in which "ID" stands for the container, "BUNDLE" for its bundle and "WORK" for
