@@ -37,15 +37,6 @@ KNOWN: dict[str, tuple[str, str]] = {
                             "urandom, tty and masks first (and the /sys/fs/cgroup difference above)", "filesystem"),
     "default-fds": STDIO_PIPES,
     "exec-probe-fds": STDIO_PIPES,
-    "default-env": HOME,
-    "env-home-missing": HOME,
-    "env-home-empty": HOME,
-    "env-home-nobody": HOME,
-    "env-empty-list": HOME,
-    "create-start-probe": HOME,
-    "exec-probe-env": HOME,
-    "exec-home-from-passwd": HOME,
-    "exec-process-file-no-home": HOME,
     "args-not-executable": ("an args[0] that cannot be executed (EACCES): runc's run exits 1, rootless's 127",
                             "validation/messages"),
     "env-no-path": ("no PATH in process.env: runc cannot resolve a relative args[0] (exit 1, 'executable file not "
@@ -53,8 +44,6 @@ KNOWN: dict[str, tuple[str, str]] = {
     "env-no-path-relative-args": ("as env-no-path", "process"),
     "env-without-equals": ("runc refuses a process.env entry without '=' (exit 1); rootless passes it as NAME=",
                            "validation/messages"),
-    "cwd-missing-readonly-rootfs": ("a cwd missing from a read-only rootfs: runc creates it before the rootfs turns "
-                                    "read-only; rootless fails", "filesystem"),
     "caps-all": CAP_40,
     "caps-bounding-only": CAP_40,
     "caps-absent": ("no process.capabilities: runc gives the process no capability at all; rootless gives it "
@@ -63,33 +52,10 @@ KNOWN: dict[str, tuple[str, str]] = {
     "state-created": OWNER,
     "state-running": OWNER,
     "state-stopped": OWNER,
-    "mount-tmpfs-no-mode": ("a tmpfs without mode= takes the mode of the directory it covers in runc (0755 for "
-                            "/run); rootless's has the kernel's 1777", "filesystem"),
-    "mount-dev-readonly": ("a read-only /dev tmpfs: runc mounts it (and the devices in it) and remounts it "
-                           "read-only at the end; rootless fails", "filesystem"),
-    "mount-relative-destination": ("runc takes a relative mount destination as relative to /; rootless refuses "
-                                   "the config", "validation/messages"),
     "ns-without-pid": ("no PID namespace: runc fails to mount a new procfs (the host's PID namespace is not the "
                        "user's); rootless starts the container", "filesystem"),
-    "device-filemode-with-type-bits": ("a device fileMode with S_IFCHR bits (podman's 8630): runc uses the "
-                                       "permission bits; rootless refuses the config", "filesystem"),
-    "device-ptmx-redundant": ("/dev/ptmx listed in linux.devices: runc keeps its /dev/ptmx -> pts/ptmx symlink; "
-                              "rootless fails", "validation/messages"),
-    "seccomp-unknown-syscall": ("a syscall name libseccomp does not know: runc skips it; rootless refuses the "
-                                "config", "process"),
-    "seccomp-listenerPath-without-notify": ("a listenerPath with no SCMP_ACT_NOTIFY rule: runc ignores it; "
-                                            "rootless fails", "process"),
-    "seccomp-empty-names": ("a seccomp rule with empty names: runc accepts it; rootless refuses the config",
-                            "validation/messages"),
-    "rootfsPropagation-rprivate": ("rootfsPropagation rprivate: refused by rootless's schema check",
-                                   "validation/messages"),
-    "rootfsPropagation-rslave": ("rootfsPropagation rslave: refused by rootless's schema check",
-                                 "validation/messages"),
-    "timeOffsets-null": ("linux.timeOffsets: null is refused by rootless", "validation/messages"),
     "resources-devices-rule": ("a device cgroup rule: runc (rootless) ignores it silently; rootless prints a "
                                "warning on stderr", "validation/messages"),
-    "memoryPolicy-interleave": ("linux.memoryPolicy is accepted but not applied (current runc calls "
-                                "set_mempolicy)", "process"),
     "execCPUAffinity-final": ("process.execCPUAffinity is accepted but not applied (runc 1.2 sets the final CPU "
                               "set)", "process"),
     "list-empty-json": ("`list -f json` with no container: runc prints null, rootless []", "validation/messages"),
@@ -97,21 +63,10 @@ KNOWN: dict[str, tuple[str, str]] = {
                          "widest cell plus 3", "validation/messages"),
     "kill-signal-zero": ("`kill ID 0`: runc sends signal 0 (exit 0: the container is alive); rootless refuses "
                          "'invalid signal 0'", "validation/messages"),
-    "global-debug": ("--debug with --log: rootless writes its debug lines to stderr too; runc only to the log",
-                     "validation/messages"),
     "global-unknown-verb": ("an unknown command exits 3 in runc ('No help topic'), 1 in rootless",
                             "validation/messages"),
-    "exec-user-unmapped": EXEC_255,
     "exec-user-name": EXEC_255,
-    "exec-additional-gids": EXEC_255,
-    "exec-cwd-missing": EXEC_255,
-    "exec-process-file-bad-json": EXEC_255,
-    "exec-missing-binary": EXEC_255,
     "exec-no-args": EXEC_255,
-    "exec-apparmor": EXEC_255,
-    "exec-process-label": EXEC_255,
-    "exec-missing-container": EXEC_255,
-    "exec-stopped-container": EXEC_255,
     "exec-tty-stty": ("exec -t: rootless's pty keeps ONLCR (runc clears it) and has no window size (runc sets "
                       "the caller's 24x80)", "process"),
     "spec": ("`spec` against current runc's template: hostname 'rootless' (runc's 'runc'), a cgroup namespace "
@@ -128,21 +83,9 @@ KNOWN: dict[str, tuple[str, str]] = {
                                "rnostrictatime and symfollow, which runc lists", "validation/messages"),
     "hook-state-on-stdin": ("the state a poststart hook reads: runc 1.1.5 says status 'created', rootless "
                             "'running'", "process"),
-    "hook-startContainer-env": ("a startContainer hook does not see the container process's environment (FOO is "
-                                "empty); runc's does", "process"),
-    "maskedPaths-two-directories": ("each masked directory gets a tmpfs of its own; current runc masks them all "
-                                    "with one shared read-only tmpfs", "filesystem"),
     "root-default-mounts": ("as default-mounts (as root)", "filesystem"),
     "root-default-mount_order": ("as default-mount_order (as root)", "filesystem"),
     "root-default-fds": STDIO_PIPES,
-    "root-default-env": HOME,
-    "root-device-fuse-0666": ("device nodes made by mknod (as root) get the caller's umask: /dev/fuse and even "
-                              "the default /dev/null are 0644 where runc makes them 0666", "filesystem"),
-    "root-device-fuse-0660": ("as root-device-fuse-0666: 0640 where the config says 0660", "filesystem"),
-    "root-device-filemode-with-type-bits": ("as device-filemode-with-type-bits (as root: 'fileMode: 8630 is "
-                                            "greater than the maximum 511')", "filesystem"),
-    "hook-env-absent": ("a hook without env: runc gives it the runtime's environment (PATH...); rootless an "
-                        "empty one", "process"),
 }
 
 
