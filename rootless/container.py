@@ -8,11 +8,13 @@ import time
 
 from rootless.linux import procfs
 from rootless import state
-from rootless.errors import RootlessError
+from rootless.errors import RootlessError, fault
 
 
 def signal_number(text: str) -> int:
     """runc's spellings: 9, KILL, SIGKILL, kill, sigkill."""
+    if not text.isascii():  # str.isdigit and int() take other scripts' digits (kill ID ٣)
+        raise RootlessError(f"invalid signal {text!r}: use a number or a name such as TERM, KILL, HUP")
     if text.isdigit():
         number = int(text)
         if 0 < number < signal.NSIG:
@@ -46,17 +48,25 @@ def start(cdir: state.ContainerDir, record: dict, notify_to: str | None = None):
     # Non-blocking open: the reader never waits for a writer. Linux reports no hang-up on a fifo
     # that never had a writer, so poll waits until the init writes, while we watch the init.
     fd = os.open(cdir.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    fault("start:opened")
     try:
         poller = select.poll()
         poller.register(fd, select.POLLIN | select.POLLHUP)
         while not poller.poll(100):
             if not procfs.is_alive(record["pid"], record.get("pid_start")):
                 raise RootlessError(f"cannot start container {cdir.id}: its init exited")
+        fault("start:ready")
         answer = os.read(fd, 4096)  # "0", or "1" and why a startContainer hook failed
         if answer.startswith(b"1"):
             raise RootlessError(f"cannot start container {cdir.id}: {answer[1:].decode(errors='replace')}")
-        if answer != b"0":
+        if not answer.startswith(b"0"):
             raise RootlessError(f"cannot start container {cdir.id}: its init exited")
+        answer += _read_to_end(fd, record)
+        number, _, path = answer[2:].partition(b" ")
+        if answer[1:2] == b"e" and number.isdigit():
+            # The execve of the process failed (rootless.create.init keeps the fifo open until it
+            # succeeds): runc's words, `exec PATH: strerror`.
+            raise RootlessError(f"exec {path.decode(errors='replace')}: {os.strerror(int(number)).lower()}")
     finally:
         os.close(fd)
         try:
@@ -69,6 +79,26 @@ def start(cdir: state.ContainerDir, record: dict, notify_to: str | None = None):
         _kill_all(record)
         raise RootlessError(f"cannot start container {cdir.id}: {err.message} (the container was stopped)") from None
     return listener
+
+
+def _read_to_end(fd: int, record: dict) -> bytes:
+    """What the init writes after "0" until its execve closes the fifo: nothing, or why the
+    execve failed."""
+    data = b""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLHUP)
+    while True:
+        if not poller.poll(100):
+            if not procfs.is_alive(record["pid"], record.get("pid_start")):
+                return data
+            continue
+        try:
+            chunk = os.read(fd, 64)
+        except BlockingIOError:
+            continue
+        if not chunk:
+            return data
+        data += chunk
 
 
 def _run_hooks(cdir: state.ContainerDir, record: dict, kind: str, status: str, warn=None) -> None:
@@ -129,13 +159,16 @@ def delete(cdir: state.ContainerDir, record: dict, force: bool, warn=None) -> No
         _kill_all(record)
         if not wait_stopped(record):
             raise RootlessError(f"container {cdir.id}: its init (pid {record['pid']}) did not die after SIGKILL")
+    fault("delete:killed")
     if record.get("network"):
         from netns import attach
         attach.detach(record["network"])
+    fault("delete:detached")
     shim = record.get("shim")
     if shim and shim["pid"] != os.getpid():
         _wait_for_shim(shim)
     _run_hooks(cdir, record, "poststop", "stopped", warn)
+    fault("delete:hooks")
     cdir.remove()
 
 

@@ -42,3 +42,13 @@ class SyscallError(RootlessError):
         if hint:
             message += f" ({hint})"
         RootlessError.__init__(self, message)
+
+
+def fault(step: str) -> None:
+    """Debug only, for tests/reliability: ROOTLESS_FAULT=STEP makes the process SIGKILL itself
+    at STEP, and ROOTLESS_FAULT=STEP=stop stops it there (SIGSTOP), for the test to kill or
+    race at will. One lookup in the environment when unset."""
+    wanted = os.environ.get("ROOTLESS_FAULT")
+    if wanted and wanted.partition("=")[0] == step:
+        # SIGSTOP and SIGKILL by number: no import (the init may be past pivot_root).
+        os.kill(os.getpid(), 19 if wanted.endswith("=stop") else 9)

@@ -57,6 +57,35 @@ def _lookup(config: dict, path: tuple[str, ...]):
     return config
 
 
+def _check_strings(process: dict) -> None:
+    """What execve cannot take, refused here rather than after `start` (runc's words for env)."""
+    for field in ("args", "env"):
+        for index, text in enumerate(process.get(field) or ()):
+            if "\0" in text:
+                what = "environment variable value can't contain null(\\x00)" if field == "env" else "contains a NUL byte"
+                raise ConfigError(f"config.json: process.{field}[{index}]: {what}: {text!r}")
+            if not text.isascii():
+                try:
+                    text.encode()
+                except UnicodeEncodeError:
+                    raise ConfigError(f"config.json: process.{field}[{index}] is not valid Unicode (a lone "
+                                      f"surrogate): {text!r}") from None
+            if field == "env" and "=" not in text:
+                raise ConfigError(f"config.json: invalid environment variable: {text!r} (use NAME=VALUE)")
+    for field in ("cwd",):
+        text = process.get(field)
+        if isinstance(text, str) and ("\0" in text or not text.isascii() and not _encodable(text)):
+            raise ConfigError(f"config.json: process.{field} {text!r} must be a path without NUL bytes or lone surrogates")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 def check_semantics(config: dict) -> None:
     """Rules of the runtime spec that its JSON schema does not encode."""
     if "root" not in config:
@@ -66,6 +95,7 @@ def check_semantics(config: dict) -> None:
         raise ConfigError("config.json: process is required to create a container")
     if not process.get("args"):
         raise ConfigError("config.json: process.args must name the program to run")
+    _check_strings(process)
     if not process.get("cwd", "/").startswith("/"):
         raise ConfigError(f"config.json: process.cwd {process['cwd']!r} must be an absolute path")
     for mount in config.get("mounts", []):
