@@ -107,7 +107,14 @@ def _run_hooks(cdir: state.ContainerDir, record: dict, kind: str, status: str, w
     if not os.path.exists(os.path.join(cdir.path, "hooks.json")):
         return
     from rootless.process import hooks
-    hooks.run_all(kind, hooks.load(cdir.path), hooks.state_for(record, status, record["pid"]), warn=warn)
+    try:
+        saved = hooks.load(cdir.path)
+    except RootlessError as err:
+        if warn is None:
+            raise
+        warn(err.message)  # delete goes on: a corrupt file must not strand the container
+        return
+    hooks.run_all(kind, saved, hooks.state_for(record, status, record["pid"]), warn=warn)
 
 
 def _kill_all(record: dict) -> None:

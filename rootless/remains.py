@@ -157,3 +157,7 @@ def _remove_all(path: str) -> None:
         shutil.rmtree(path, onerror=retry)
     except FileNotFoundError:
         pass
+    except OSError as err:
+        from rootless.errors import RootlessError
+        raise RootlessError(f"remove {err.filename or path}: {err.strerror} (the state directory holds files "
+                            "that are not yours: remove them as their owner)") from None

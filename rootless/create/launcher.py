@@ -8,6 +8,7 @@ are killed and the state directory removed, so a failed create leaves nothing be
 
 import os
 import pwd
+import time
 import _signal as signal  # the C module: `signal` imports enum (about 3 ms)
 
 from rootless.oci import config as bundle_config
@@ -315,9 +316,15 @@ def _what_died(pids: dict) -> str:
         status = os.waitpid(pid, 0)[1]  # our child under `run`; it has closed the pipe: it is gone
     except ChildProcessError:
         pass
-    fields = procfs.stat_fields(pid)
-    if status is None and fields and fields[0] == "Z" and len(fields) > 49:
-        status = int(fields[49])  # exit_code of a zombie not reaped yet
+    # Not our child: its exit code is in /proc/PID/stat while it is a zombie. It closed the
+    # pipe before it became one, so wait a moment for that.
+    for _ in range(50 if status is None else 0):
+        fields = procfs.stat_fields(pid)
+        if not fields or fields[0] in ("Z", "X"):
+            if fields and len(fields) > 49:
+                status = int(fields[49])
+            break
+        time.sleep(0.002)
     how = _how(status) if status is not None else "died"
     return f"the container init (pid {pid}) {how} before it was ready"
 
