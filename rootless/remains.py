@@ -5,10 +5,10 @@ What identifies the container's processes then, in the order tried:
   - the init: the `init` symlink beside state.json ("PID START", rootless.state.INIT_LINK), or
     the pid and pid_start that survive in state.json's text (a truncated or garbled file
     still names them); either only if the PID still runs with that start time;
-  - a process holding an fd of the state directory or of a file in it: the created init (its
-    O_PATH fd for exec.fifo), the shim (its log and socket);
-  - a process whose command line names a file in the state directory: pasta (its pid file),
-    slirp4netns (its API socket);
+  - a process holding an fd of the state directory or of exec.fifo: the created init (its
+    O_PATH fd for exec.fifo), a `start` under way;
+  - a network helper or a process of rootless whose command line names a file in the state
+    directory: pasta (its pid file), slirp4netns (its API socket), the shim;
   - a process holding a pidfd of a process found above: the network helper's watcher.
 A process is only ever killed when it is found this way; everything here runs only for a
 container whose record is lost, so the scan of /proc costs nothing on the usual path.
@@ -20,6 +20,12 @@ import time
 
 from rootless import state
 from rootless.linux import procfs
+
+
+# Programs that name files of the state directory in their command line: the network helpers
+# (pasta re-executes as passt.avx2), and rootless's own processes (the shim). A reader such as
+# `tail -f STATE/ID/ctr.log` is no part of the container and is left alone.
+_OURS = ("pasta", "passt", "slirp4netns", "python", "rootless")
 
 
 def _number_after(text: str, key: str) -> int | None:
@@ -99,8 +105,9 @@ def find(cdir: state.ContainerDir) -> list[int]:
                 argv = f.read().decode(errors="replace").split("\0")
         except OSError:
             argv = []
-        if any(t == folder or t.startswith(inside) for _, t in links) \
-                or any(a.startswith(inside) or a == folder for a in argv):
+        program = os.path.basename(argv[0]) if argv else ""
+        if any(t == folder or t == inside + state.EXEC_FIFO for _, t in links) \
+                or program.startswith(_OURS) and any(a.startswith(inside) for a in argv):
             found.append(pid)
         targets = _pidfd_targets(pid, links)
         if targets:

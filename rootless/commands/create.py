@@ -1,6 +1,3 @@
-import os
-
-from rootless.errors import UsageError
 from rootless.create import launcher
 
 
@@ -8,18 +5,12 @@ from rootless.create import launcher
 _NETWORK_FLAGS = (("network", "rootless.network"), ("dns", "rootless.dns"))
 
 
-def _check_preserved(count: int) -> None:
-    """--preserve-fds N passes fds 3..N+2: each must be open, or the container gets another."""
-    for fd in range(3, 3 + count):
-        try:
-            os.fstat(fd)
-        except OSError:
-            raise UsageError(f"--preserve-fds {count}: fd {fd} is not open (fds 3 to {count + 2} must be)") from None
-
-
 def request_from(parsed) -> launcher.Request:
     o = parsed.options
-    _check_preserved(o["preserve_fds"])
+    # --preserve-fds N passes fds 3..N+2: each must be open, or the container gets another
+    # file at that number later (the same check as exec's).
+    from rootless.exec.launcher import _check_preserved_fds
+    _check_preserved_fds(o["preserve_fds"])
     annotations = {key: o[dest] for dest, key in _NETWORK_FLAGS if o[dest] is not None}
     if o["publish"]:
         annotations["rootless.ports"] = ",".join(o["publish"])

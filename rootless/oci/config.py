@@ -78,6 +78,27 @@ def _check_strings(process: dict) -> None:
             raise ConfigError(f"config.json: process.{field} {text!r} must be a path without NUL bytes or lone surrogates")
 
 
+def _check_all_strings(config: dict) -> None:
+    """Every string of the config becomes a path, an argument or a file's content somewhere:
+    a lone surrogate cannot be encoded for any of them, and a NUL byte ends a C string early.
+    (Annotations are data for hooks and clients: a NUL byte is theirs to mean.) Iterative:
+    the schema does not bound the depth."""
+    stack = [(config, "")]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                stack.append((key, where or "the top level"))
+                stack.append((item, f"{where}.{key}" if where else key))
+        elif isinstance(value, list):
+            stack.extend((item, f"{where}[{index}]") for index, item in enumerate(value))
+        elif isinstance(value, str):
+            if not value.isascii() and not _encodable(value):
+                raise ConfigError(f"config.json: {where} is not valid Unicode (a lone surrogate): {value[:100]!r}")
+            if "\0" in value and not where.startswith("annotations"):
+                raise ConfigError(f"config.json: {where} contains a NUL byte: {value[:100]!r}")
+
+
 def _encodable(text: str) -> bool:
     try:
         text.encode()
@@ -96,6 +117,7 @@ def check_semantics(config: dict) -> None:
     if not process.get("args"):
         raise ConfigError("config.json: process.args must name the program to run")
     _check_strings(process)
+    _check_all_strings(config)
     if not process.get("cwd", "/").startswith("/"):
         raise ConfigError(f"config.json: process.cwd {process['cwd']!r} must be an absolute path")
     for mount in config.get("mounts", []):

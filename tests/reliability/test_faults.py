@@ -29,6 +29,15 @@ def _network_flags(helper: str | None) -> list[str]:
     return ["--network", helper]
 
 
+def _running(rt, helper):
+    """A running container (with `helper` as its network helper): its bundle and id."""
+    flags = _network_flags(helper)
+    bundle = rt.bundle(["sleep", "1000"])
+    container_id = rt.new_id("fault")
+    assert rt.run("run", "-d", *flags, "--bundle", bundle, container_id).returncode == 0
+    return bundle, container_id
+
+
 def _assert_clean(rt, container_id, bundle, pids=()):
     result = rt.run("delete", "-f", container_id)
     assert result.returncode == 0, result.stderr
@@ -187,10 +196,7 @@ def test_death_during_start(rootless_runtime, step):
 @pytest.mark.parametrize("step", DELETE)
 def test_death_during_delete(rootless_runtime, step, helper):
     rt = rootless_runtime
-    flags = _network_flags(helper)
-    bundle = rt.bundle(["sleep", "1000"])
-    container_id = rt.new_id("fault")
-    assert rt.run("run", "-d", *flags, "--bundle", bundle, container_id).returncode == 0
+    bundle, container_id = _running(rt, helper)
     init = rt.state(container_id)["pid"]
     result = rt.run("delete", "-f", container_id, env={"ROOTLESS_FAULT": step})
     assert result.returncode == -signal.SIGKILL, result.stderr
@@ -201,10 +207,7 @@ def test_death_during_delete(rootless_runtime, step, helper):
 @pytest.mark.parametrize("helper", ["pasta", "slirp4netns"])
 def test_dead_network_helper_or_watcher(rootless_runtime, helper, victim):
     rt = rootless_runtime
-    flags = _network_flags(helper)
-    bundle = rt.bundle(["sleep", "1000"])
-    container_id = rt.new_id("fault")
-    assert rt.run("run", "-d", *flags, "--bundle", bundle, container_id).returncode == 0
+    bundle, container_id = _running(rt, helper)
     record = json.loads((rt.state_dir(container_id) / "state.json").read_text())
     os.kill(record["network"][victim], signal.SIGKILL)
     assert not wait_dead([record["network"][victim]])
