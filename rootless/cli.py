@@ -154,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             raise
         from rootless.context import Context, default_root
-        ctx = Context(root=values["root"] or default_root(), log=values["log"], log_format=values["log_format"],
+        from rootless.paths import check_state_root
+        root = values["root"] or default_root()
+        ctx = Context(root=root if verb in ("spec", "features") else check_state_root(root), log=values["log"], log_format=values["log_format"],
                       debug=values["debug"], systemd_cgroup=values["systemd_cgroup"],
                       rootless=values["rootless"], cgroup_manager=values["cgroup_manager"])
         module = __import__(f"rootless.commands.{verb}", fromlist=["run"])
@@ -165,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
         return err.exit_code
     except KeyboardInterrupt:
         return 130
+    except RecursionError:  # JSON or a request nested deeper than any real one
+        from rootless import log
+        log.emit("error", "input nested too deeply: flatten config.json or the file given", **log_target)
+        return 1
     except Exception as err:  # a bug: still one line, with the traceback only under --debug
         from rootless import log
         if "--debug" in argv:

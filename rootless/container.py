@@ -8,11 +8,13 @@ import time
 
 from rootless.linux import procfs
 from rootless import state
-from rootless.errors import RootlessError
+from rootless.errors import RootlessError, fault
 
 
 def signal_number(text: str) -> int:
     """runc's spellings: 9, KILL, SIGKILL, kill, sigkill."""
+    if not text.isascii():  # str.isdigit and int() take other scripts' digits (kill ID ٣)
+        raise RootlessError(f"invalid signal {text!r}: use a number or a name such as TERM, KILL, HUP")
     if text.isdigit():
         number = int(text)
         if 0 < number < signal.NSIG:
@@ -52,17 +54,25 @@ def start(cdir: state.ContainerDir, record: dict, notify_to: str | None = None):
     # Non-blocking open: the reader never waits for a writer. Linux reports no hang-up on a fifo
     # that never had a writer, so poll waits until the init writes, while we watch the init.
     fd = os.open(cdir.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    fault("start:opened")
     try:
         poller = select.poll()
         poller.register(fd, select.POLLIN | select.POLLHUP)
         while not poller.poll(100):
             if not procfs.is_alive(record["pid"], record.get("pid_start")):
                 raise RootlessError(f"cannot start container {cdir.id}: its init exited")
+        fault("start:ready")
         answer = os.read(fd, 4096)  # "0", or "1" and why a startContainer hook failed
         if answer.startswith(b"1"):
             raise RootlessError(f"cannot start container {cdir.id}: {answer[1:].decode(errors='replace')}")
-        if answer != b"0":
+        if not answer.startswith(b"0"):
             raise RootlessError(f"cannot start container {cdir.id}: its init exited")
+        answer += _read_to_end(fd, record)
+        number, _, path = answer[2:].partition(b" ")
+        if answer[1:2] == b"e" and number.isdigit():
+            # The execve of the process failed (rootless.create.init keeps the fifo open until it
+            # succeeds): runc's words, `exec PATH: strerror`.
+            raise RootlessError(f"exec {path.decode(errors='replace')}: {os.strerror(int(number)).lower()}")
     finally:
         os.close(fd)
         try:
@@ -77,13 +87,40 @@ def start(cdir: state.ContainerDir, record: dict, notify_to: str | None = None):
     return listener
 
 
+def _read_to_end(fd: int, record: dict) -> bytes:
+    """What the init writes after "0" until its execve closes the fifo: nothing, or why the
+    execve failed."""
+    data = b""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLHUP)
+    while True:
+        if not poller.poll(100):
+            if not procfs.is_alive(record["pid"], record.get("pid_start")):
+                return data
+            continue
+        try:
+            chunk = os.read(fd, 64)
+        except BlockingIOError:
+            continue
+        if not chunk:
+            return data
+        data += chunk
+
+
 def _run_hooks(cdir: state.ContainerDir, record: dict, kind: str, status: str, warn=None) -> None:
     """poststart or poststop, when create saved hooks (rootless.process.hooks.FILE). Without `warn` the
     first failure raises; with it each failure is a warning and the rest still run."""
     if not os.path.exists(os.path.join(cdir.path, "hooks.json")):
         return
     from rootless.process import hooks
-    hooks.run_all(kind, hooks.load(cdir.path), hooks.state_for(record, status, record["pid"]), warn=warn)
+    try:
+        saved = hooks.load(cdir.path)
+    except RootlessError as err:
+        if warn is None:
+            raise
+        warn(err.message)  # delete goes on: a corrupt file must not strand the container
+        return
+    hooks.run_all(kind, saved, hooks.state_for(record, status, record["pid"]), warn=warn)
 
 
 def _kill_all(record: dict) -> None:
@@ -136,13 +173,16 @@ def delete(cdir: state.ContainerDir, record: dict, force: bool, warn=None) -> No
         _kill_all(record)
         if not wait_stopped(record):
             raise RootlessError(f"container {cdir.id}: its init (pid {record['pid']}) did not die after SIGKILL")
+    fault("delete:killed")
     if record.get("network"):
         from netns import attach
         attach.detach(record["network"])
+    fault("delete:detached")
     shim = record.get("shim")
     if shim and shim["pid"] != os.getpid():
         _wait_for_shim(shim)
     _run_hooks(cdir, record, "poststop", "stopped", warn)
+    fault("delete:hooks")
     cdir.remove()
 
 

@@ -42,3 +42,20 @@ class SyscallError(RootlessError):
         if hint:
             message += f" ({hint})"
         RootlessError.__init__(self, message)
+
+
+def fault(step: str) -> None:
+    """Debug only, for tests/reliability: ROOTLESS_FAULT=STEP makes the process SIGKILL itself
+    at STEP, and ROOTLESS_FAULT=STEP=stop stops it there (SIGSTOP), for the test to kill or
+    race at will; PID 1 of a namespace (the init) waits there instead. One lookup in the
+    environment when unset."""
+    wanted = os.environ.get("ROOTLESS_FAULT")
+    if wanted and wanted.partition("=")[0] == step:
+        if os.getpid() == 1:
+            # PID 1 of a namespace ignores its own signals: it waits there for the test to kill
+            # it from outside. `time` is built in: no file is read (the init may be past pivot_root).
+            import time
+            while True:
+                time.sleep(3600)
+        # SIGSTOP and SIGKILL by number: no import, for the same reason.
+        os.kill(os.getpid(), 19 if wanted.endswith("=stop") else 9)

@@ -30,3 +30,19 @@ def default_state_root(env) -> str:
     if os.path.isdir(candidate) and os.stat(candidate).st_uid == euid:
         return os.path.join(candidate, "rootless")
     return f"/tmp/rootless-{euid}"
+
+
+def check_state_root(root: str) -> str:
+    """The state root, if it can be one: a directory or nothing yet (create makes it). Checked
+    once for every verb, so none of them meets a file or an impossible path halfway."""
+    import stat
+    from rootless.errors import UsageError
+    shown = root if len(root) <= 200 else root[:200] + "..."
+    try:
+        if not stat.S_ISDIR(os.stat(root).st_mode):
+            raise UsageError(f"state root {shown}: not a directory (give --root a directory)")
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        raise UsageError(f"state root {shown}: {err.strerror} (give --root a directory you can use)") from None
+    return root

@@ -16,16 +16,59 @@ from rootless.linux import procfs
 from rootless.errors import ContainerNotFound, RootlessError
 
 STATE_FILE = "state.json"
+# A second record of the init, beside state.json: a symlink whose target is "PID START" (one
+# syscall, never half-written), so `delete -f` still finds the init when state.json is corrupt.
+INIT_LINK = "init"
 CONFIG_FILE = "config.json"
 EXEC_FIFO = "exec.fifo"
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+.-")
-_MAX_ID = 1024
+_MAX_ID = 255  # NAME_MAX: the id names the state directory
 
 
 def validate_id(container_id: str) -> None:
-    if not container_id or len(container_id) > _MAX_ID or container_id in (".", "..") \
-            or not _ID_CHARS.issuperset(container_id):
+    if not container_id or container_id in (".", "..") or not _ID_CHARS.issuperset(container_id):
         raise RootlessError(f"invalid container id {container_id!r}: use letters, digits, '_', '+', '-' and '.'")
+    if len(container_id) > _MAX_ID:
+        raise RootlessError(f"invalid container id: {len(container_id)} characters, at most {_MAX_ID}")
+
+
+class CorruptState(RootlessError):
+    """state.json is there but is no record: `delete -f` still removes what it can find."""
+
+    def __init__(self, container_id: str, why: str):
+        super().__init__(f"state of container {container_id} is corrupt ({why}): "
+                         f"remove it with `rootless delete -f {container_id}`")
+
+
+# What each field of state.json must be (rootless.create.launcher writes it); the verbs index
+# these without checking again.
+_REQUIRED = {"ociVersion": str, "id": str, "pid": int, "bundle": str, "rootfs": str, "created": str}
+_OPTIONAL = {"pid_start": (int, type(None)), "owner": str, "annotations": dict, "namespaces": dict,
+             "network": dict, "shim": dict, "notify": bool, "rootless": bool, "cgroup_manager": (str, type(None))}
+
+
+def _check_record(container_id: str, record) -> dict:
+    if not isinstance(record, dict):
+        raise CorruptState(container_id, f"a JSON {type(record).__name__}, not an object")
+    for key, kind in (*_REQUIRED.items(), *_OPTIONAL.items()):
+        if key not in record and key in _OPTIONAL:
+            continue
+        value = record.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+            raise CorruptState(container_id, f"{key} is {type(value).__name__}")
+    if record["id"] != container_id:
+        raise CorruptState(container_id, f"it names container {record['id']!r}")
+    namespaces = record.get("namespaces", {})
+    if not isinstance(namespaces.get("new", []), list) or not isinstance(namespaces.get("joined", {}), dict):
+        raise CorruptState(container_id, "namespaces has the wrong shape")
+    for name in ("network", "shim"):
+        for key, value in record.get(name, {}).items():
+            if key.endswith(("pid", "_start")) and (not isinstance(value, (int, type(None))) or isinstance(value, bool)):
+                raise CorruptState(container_id, f"{name}.{key} is {type(value).__name__}")
+    if not isinstance(record.get("network", {}).get("files", []), list) \
+            or "shim" in record and not isinstance(record["shim"].get("pid"), int):
+        raise CorruptState(container_id, "network or shim has the wrong shape")
+    return record
 
 
 def rfc3339_now() -> str:
@@ -50,11 +93,16 @@ class ContainerDir:
     def make(self) -> None:
         """Create the directory; fails if the id is taken. 0711: the container's user, mapped to
         another host ID, must reach exec.fifo inside it through the directory fd it holds."""
-        os.makedirs(self.root, mode=0o700, exist_ok=True)
         try:
+            os.makedirs(self.root, mode=0o700, exist_ok=True)
             os.mkdir(self.path, 0o711)
         except FileExistsError:
+            if not os.path.isdir(self.root):
+                raise RootlessError(f"state root {self.root}: not a directory (give --root a directory)") from None
             raise RootlessError(f"container with given ID already exists: {self.id}") from None
+        except OSError as err:
+            raise RootlessError(f"make the state directory {self.path}: {err.strerror} "
+                                "(give --root a directory you can write)") from None
         os.chmod(self.path, 0o711)  # mkdir obeys the umask
 
     def make_fifo(self) -> None:
@@ -67,6 +115,8 @@ class ContainerDir:
             fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
             raise ContainerNotFound(self.id) from None
+        except OSError as err:
+            raise CorruptState(self.id, f"open {self.path}: {err.strerror}") from None
         fcntl.flock(fd, fcntl.LOCK_EX)
         self._lock_fd = fd
         return self
@@ -84,12 +134,15 @@ class ContainerDir:
 
     def load(self) -> dict:
         try:
-            with open(os.path.join(self.path, STATE_FILE)) as f:
-                return json.loads(f.read())
+            with open(os.path.join(self.path, STATE_FILE), "rb") as f:
+                record = json.loads(f.read())
         except FileNotFoundError:
             raise ContainerNotFound(self.id) from None
-        except ValueError as err:
-            raise RootlessError(f"state of container {self.id} is corrupt ({err}): delete it with `rootless delete -f {self.id}`") from None
+        except OSError as err:
+            raise CorruptState(self.id, f"read {STATE_FILE}: {err.strerror}") from None
+        except (ValueError, RecursionError) as err:
+            raise CorruptState(self.id, str(err)[:200]) from None
+        return _check_record(self.id, record)
 
     def save(self, state: dict, name: str = STATE_FILE) -> None:
         final = os.path.join(self.path, name)
@@ -97,6 +150,11 @@ class ContainerDir:
         with open(temporary, "w") as f:
             f.write(json.dumps(state))
         os.rename(temporary, final)
+        if name == STATE_FILE and state.get("pid_start"):
+            try:
+                os.symlink(f"{state['pid']} {state['pid_start']}", os.path.join(self.path, INIT_LINK))
+            except FileExistsError:
+                pass
 
     def save_config(self, config: dict) -> None:
         """config.json as the container was created from it (with the flags' annotations):

@@ -7,6 +7,10 @@ _NETWORK_FLAGS = (("network", "rootless.network"), ("dns", "rootless.dns"))
 
 def request_from(parsed) -> launcher.Request:
     o = parsed.options
+    # --preserve-fds N passes fds 3..N+2: each must be open, or the container gets another
+    # file at that number later (the same check as exec's).
+    from rootless.exec.launcher import _check_preserved_fds
+    _check_preserved_fds(o["preserve_fds"])
     annotations = {key: o[dest] for dest, key in _NETWORK_FLAGS if o[dest] is not None}
     if o["publish"]:
         annotations["rootless.ports"] = ",".join(o["publish"])

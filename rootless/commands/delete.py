@@ -1,3 +1,5 @@
+import os
+
 from rootless import container, state
 from rootless.errors import ContainerNotFound
 
@@ -7,8 +9,16 @@ def run(ctx, parsed) -> int:
     try:
         with cdir:
             container.delete(cdir, cdir.load(), parsed.options["force"], warn=ctx.warn)
-    except ContainerNotFound:
+    except (ContainerNotFound, state.CorruptState):
         if not parsed.options["force"]:
             raise
-        cdir.remove()  # runc: deleting an unknown id with --force succeeds (and clears debris)
+        # runc: deleting an unknown id with --force succeeds (and clears debris). Without a
+        # record, what still runs of the container is found by other means (rootless.remains).
+        if os.path.lexists(cdir.path):
+            from rootless import remains
+            if os.path.isdir(cdir.path) and not os.path.islink(cdir.path):
+                with cdir:
+                    remains.remove(cdir)
+            else:
+                remains.remove(cdir)
     return 0

@@ -15,7 +15,7 @@ from rootless.create import initwait
 from rootless.process import become, attrs, seccomp, seccomp_agent
 from rootless.rootfs import apply as rootfs
 from rootless.linux import procfs, syscalls as sc
-from rootless.errors import RootlessError, SyscallError
+from rootless.errors import RootlessError, SyscallError, fault
 
 
 def run(channel, job) -> None:
@@ -23,6 +23,7 @@ def run(channel, job) -> None:
     try:
         # /proc is still the caller's: /proc/self names us in the caller's PID namespace.
         channel.send("init", pid=int(os.readlink("/proc/self")))
+        fault("init:start")
         _setup(channel, job)
     except RootlessError as err:
         _fail(channel, err.message)
@@ -77,6 +78,7 @@ def _setup(channel, job) -> None:
     rootfs.apply_plan(job.rootfs, job.mount_plan, may_mknod=job.may_mknod)
     # 1b. Hooks before the root switch: the CLI process runs prestart and createRuntime in the
     #     runtime namespaces while we wait, then we run createContainer here (rootless.process.hooks).
+    fault("init:mounted")
     start_hooks = _hooks_before_pivot(channel, config.get("hooks"), become.build_env(proc, job.listen_fds))
     cwd = proc.get("cwd", "/")
     listener_path = seccomp.agent_path(linux.get("seccomp"))
@@ -114,16 +116,27 @@ def _setup(channel, job) -> None:
     executable, env = become.become(proc, load_filter, warnings, notes, job.listen_fds)
     # 7. Ready: the parent records the container, then we wait for `start` on exec.fifo.
     channel.send("ready", warnings=warnings, notes=notes)
+    fault("init:ready")
     channel.expect("ack")
+    fault("init:acked")
     channel.close()
     # 8. Only stdio, preserved fds and socket-activation fds reach the process.
     keep = 3 + job.preserve_fds + job.listen_fds
     if waiter is not None:
         fifo = initwait.exec_waiting(waiter, fifo, keep, executable=executable, args=proc["args"], env=env)
-    _wait_for_start(fifo, start_hooks, env)
-    become.pass_fds(keep)
+    fifo_fd = _wait_for_start(fifo, start_hooks, env)
+    # The fifo stays open until the execve succeeds: `start` reads to its end, and learns of
+    # a failed execve from "e" and the errno (initwait.c does the same).
+    become.pass_fds(keep, on_exec=True)
     become.reset_signals()
-    os.execve(executable, proc["args"], env)
+    try:
+        os.execve(executable, proc["args"], env)
+    except OSError as err:
+        try:
+            os.write(fifo_fd, b"e%d %s" % (err.errno, os.fsencode(executable)[:4000]))
+        except OSError:
+            raise err from None
+        os._exit(127)
 
 
 def _hooks_before_pivot(channel, hooks: dict | None, process_env: dict):
@@ -183,7 +196,7 @@ def _check_fd_dir(name: str) -> None:
         os.close(fd)
 
 
-def _wait_for_start(fifo: tuple[int, str], start_hooks=None, env: dict | None = None) -> None:
+def _wait_for_start(fifo: tuple[int, str], start_hooks=None, env: dict | None = None) -> int:
     """Block until `start` opens exec.fifo for reading, run the startContainer hooks, then tell
     `start` with one write: "0", or "1" and the hook's error (we exit: the container stops).
     fifo is what _fifo_handle took on the host before pivot_root.
@@ -201,8 +214,8 @@ def _wait_for_start(fifo: tuple[int, str], start_hooks=None, env: dict | None = 
             os.write(fd, b"1" + err.message.encode(errors="replace")[:1024])
             os._exit(1)
     os.write(fd, b"0")
-    os.close(fd)
     os.close(fifo[0])
+    return fd
 
 
 _ENDING_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)

@@ -128,13 +128,34 @@ static void fail(const char *what, const char *name, long err)
     end(127);
 }
 
+/* "e", the errno's digits, a space and the path on the fifo for `start`, in one write (a
+ * fifo takes up to PIPE_BUF bytes whole); false if nobody reads them. */
+static int report(long fifo, long err, const char *path)
+{
+    char text[4096];
+    char digits[24];
+    int i = sizeof(digits), n = 0;
+    unsigned long value = err < 0 ? -err : err;
+    do {
+        digits[--i] = '0' + value % 10;
+        value /= 10;
+    } while (value && i > 0);
+    text[n++] = 'e';
+    while (i < (int)sizeof(digits))
+        text[n++] = digits[i++];
+    text[n++] = ' ';
+    while (*path && n < (int)sizeof(text))
+        text[n++] = *path++;
+    return sys(__NR_write, fifo, (long)text, n, 0) > 0;
+}
+
 void start(long *stack)
 {
     static const int ending[] = {15, 2, 1, 3, 10, 12};  /* TERM INT HUP QUIT USR1 USR2 */
     long argc = stack[0];
     char **argv = (char **)(stack + 1);
     char **envp = argv + argc + 1;
-    long dir_fd = 0, fifo;
+    long dir_fd = 0, fifo, err;
     const char *digit;
     struct kernel_sigaction action = {on_signal, SA_RESTORER, no_return, 0};
     unsigned long i;
@@ -152,8 +173,12 @@ void start(long *stack)
     if (fifo < 0)
         fail("open", argv[2], fifo);
     sys(__NR_write, fifo, (long)"0", 1, 0);
-    sys(__NR_close, fifo, 0, 0, 0);
     sys(__NR_close, dir_fd, 0, 0, 0);
-    /* execve resets the handlers above to the default. */
-    fail("execve", argv[3], sys(__NR_execve, (long)argv[3], (long)(argv + 4), (long)envp, 0));
+    /* execve resets the handlers above to the default. The fifo stays open until it
+     * succeeds (O_CLOEXEC): `start` reads to its end, and learns of a failed execve from
+     * "e" and the errno, which it reports as runc does. */
+    err = sys(__NR_execve, (long)argv[3], (long)(argv + 4), (long)envp, 0);
+    if (report(fifo, err, argv[3]))
+        end(127);
+    fail("execve", argv[3], err);
 }

@@ -8,6 +8,7 @@ are killed and the state directory removed, so a failed create leaves nothing be
 
 import os
 import pwd
+import time
 import _signal as signal  # the C module: `signal` imports enum (about 3 ms)
 
 from rootless.oci import config as bundle_config
@@ -15,7 +16,7 @@ from rootless.oci import mounts, namespaces
 from rootless import paths, state
 from rootless.linux import procfs
 from rootless.create import protocol
-from rootless.errors import RootlessError
+from rootless.errors import RootlessError, fault
 
 
 class InitJob:
@@ -170,6 +171,7 @@ def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | Non
         raise RootlessError("process.terminal is true: give --console-socket, or set terminal to false in config.json")
     cdir = state.ContainerDir(ctx.root, request.container_id)
     cdir.make()
+    fault("create:made")
     pids = {"stage": None, "init": None}   # children to kill if anything fails
     parent = child = None
     network = None                          # the network helper's record, once attached
@@ -200,11 +202,13 @@ def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | Non
             from rootless.create import nsstage
             nsstage.run(child, job)
         child.close()
+        fault("create:forked")
         os.close(job.state_dir_fd)
         if request.console_socket:
             os.close(job.console_fd)
         ready = _follow_protocol(parent, job, pids)
         init_pid = pids["init"]
+        fault("create:ready")
         for warning in ready.get("warnings", []):
             ctx.warn(warning)
         for note in ready.get("notes", []):
@@ -230,10 +234,12 @@ def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | Non
         if job.notify:
             record["notify"] = True
         record.update(request.record_extra)
+        fault("create:network")
         cdir.save(record)
+        fault("create:saved")
         if request.pid_file:
             state.write_pid_file(request.pid_file, init_pid)
-        parent.send("ack")
+        _send(parent, pids, "ack")
         parent.close()
         return cdir, record
     except BaseException:
@@ -272,14 +278,13 @@ def _follow_protocol(parent: protocol.Channel, job: InitJob, pids: dict) -> dict
     while True:
         message = parent.receive()
         if message is None:
-            if pids["stage"]:
-                reap_stage()
-            raise RootlessError("the container init exited before it was ready")
+            raise RootlessError(_what_died(pids))
         kind = message["type"]
         if kind == "userns":
             from idmap import apply as idmap_apply
             idmap_apply.apply_idmap_plan(job.idmaps, message["pid"])
-            parent.send("mapped")
+            fault("create:mapped")
+            _send(parent, pids, "mapped")
         elif kind == "init":
             pids["init"] = message["pid"]
             reap_stage()
@@ -287,13 +292,54 @@ def _follow_protocol(parent: protocol.Channel, job: InitJob, pids: dict) -> dict
             raise RootlessError(f"protocol error: {kind!r} before the init's PID")
         elif kind == "hooks":
             # The init waits before pivot_root while prestart and createRuntime run here.
-            parent.send("continue", state=_run_runtime_hooks(job, pids["init"]))
+            _send(parent, pids, "continue", state=_run_runtime_hooks(job, pids["init"]))
         elif kind == "ready":
             return message
         elif kind == "error":
             if pids["stage"]:
                 reap_stage()
             raise RootlessError(message["msg"])
+
+
+def _send(parent: protocol.Channel, pids: dict, message_type: str, **fields) -> None:
+    try:
+        parent.send(message_type, **fields)
+    except BrokenPipeError:
+        raise RootlessError(_what_died(pids)) from None
+
+
+def _what_died(pids: dict) -> str:
+    """Which stage ended the protocol early, and how: its exit status or signal."""
+    if pids["stage"]:
+        pid, status = os.waitpid(pids["stage"], 0)
+        pids["stage"] = None
+        return f"the namespace stage {_how(status)} before the container was ready"
+    pid = pids["init"]
+    status = None
+    try:
+        status = os.waitpid(pid, 0)[1]  # our child under `run`; it has closed the pipe: it is gone
+    except ChildProcessError:
+        pass
+    # Not our child: its exit code is in /proc/PID/stat while it is a zombie. It closed the
+    # pipe before it became one, so wait a moment for that.
+    for _ in range(50 if status is None else 0):
+        fields = procfs.stat_fields(pid)
+        if not fields or fields[0] in ("Z", "X"):
+            if fields and len(fields) > 49:
+                status = int(fields[49])
+            break
+        time.sleep(0.002)
+    how = _how(status) if status is not None else "died"
+    return f"the container init (pid {pid}) {how} before it was ready"
+
+
+def _how(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        names = {getattr(signal, n): n for n in ("SIGKILL", "SIGTERM", "SIGSEGV", "SIGABRT", "SIGINT", "SIGHUP",
+                                                  "SIGBUS", "SIGPIPE", "SIGQUIT") if hasattr(signal, n)}
+        return f"was killed by signal {number}" + (f" ({names[number]})" if number in names else "")
+    return f"exited with status {os.WEXITSTATUS(status)}"
 
 
 def _run_runtime_hooks(job: InitJob, init_pid: int) -> dict:

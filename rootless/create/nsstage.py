@@ -12,7 +12,7 @@ from rootless.create import init
 from rootless.oci import namespaces
 from rootless.process import attrs, become
 from rootless.linux import syscalls as sc
-from rootless.errors import RootlessError
+from rootless.errors import RootlessError, fault
 
 
 def run(channel, job) -> None:
@@ -32,6 +32,7 @@ def run(channel, job) -> None:
                 become.become_namespace_root()
         if plan.new_user:
             sc.unshare(sc.CLONE_NEWUSER)
+            fault("nsstage:userns")
             channel.send("userns", pid=os.getpid())
             channel.expect("mapped")
             become.become_namespace_root()
@@ -42,11 +43,21 @@ def run(channel, job) -> None:
             attrs.write_time_offsets(job.config["linux"]["timeOffsets"])
         if os.fork() == 0:
             init.run(channel, job)
+        fault("nsstage:forked")
         # The init announces its own PID: one writer for "init" and what follows, so the
         # parent never sees "ready" before it (a message from here could arrive later).
         os._exit(0)
     except RootlessError as err:
-        channel.send("error", msg=err.message)
+        _report(channel, err.message)
     except Exception as err:  # still one line for the user, never a traceback on conmon's pipe
-        channel.send("error", msg=f"namespace stage: {type(err).__name__}: {err}")
+        _report(channel, f"namespace stage: {type(err).__name__}: {err}")
     os._exit(1)
+
+
+def _report(channel, message: str) -> None:
+    """The error for the parent; if the parent is gone there is nobody to tell. Never let an
+    exception out: this is a forked copy of the CLI, whose error handling would run again here."""
+    try:
+        channel.send("error", msg=message)
+    finally:
+        os._exit(1)

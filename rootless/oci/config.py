@@ -111,6 +111,56 @@ def _lookup(config: dict, path: tuple[str, ...]):
     return config
 
 
+def _check_strings(process: dict) -> None:
+    """What execve cannot take, refused here rather than after `start` (runc's words for env)."""
+    for field in ("args", "env"):
+        for index, text in enumerate(process.get(field) or ()):
+            if "\0" in text:
+                what = "environment variable value can't contain null(\\x00)" if field == "env" else "contains a NUL byte"
+                raise ConfigError(f"config.json: process.{field}[{index}]: {what}: {text!r}")
+            if not text.isascii():
+                try:
+                    text.encode()
+                except UnicodeEncodeError:
+                    raise ConfigError(f"config.json: process.{field}[{index}] is not valid Unicode (a lone "
+                                      f"surrogate): {text!r}") from None
+            if field == "env" and "=" not in text:
+                raise ConfigError(f"config.json: invalid environment variable: {text!r} (use NAME=VALUE)")
+    for field in ("cwd",):
+        text = process.get(field)
+        if isinstance(text, str) and ("\0" in text or not text.isascii() and not _encodable(text)):
+            raise ConfigError(f"config.json: process.{field} {text!r} must be a path without NUL bytes or lone surrogates")
+
+
+def _check_all_strings(config: dict) -> None:
+    """Every string of the config becomes a path, an argument or a file's content somewhere:
+    a lone surrogate cannot be encoded for any of them, and a NUL byte ends a C string early.
+    (Annotations are data for hooks and clients: a NUL byte is theirs to mean.) Iterative:
+    the schema does not bound the depth."""
+    stack = [(config, "")]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                stack.append((key, where or "the top level"))
+                stack.append((item, f"{where}.{key}" if where else key))
+        elif isinstance(value, list):
+            stack.extend((item, f"{where}[{index}]") for index, item in enumerate(value))
+        elif isinstance(value, str):
+            if not value.isascii() and not _encodable(value):
+                raise ConfigError(f"config.json: {where} is not valid Unicode (a lone surrogate): {value[:100]!r}")
+            if "\0" in value and not where.startswith("annotations"):
+                raise ConfigError(f"config.json: {where} contains a NUL byte: {value[:100]!r}")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 def check_semantics(config: dict) -> None:
     """Rules of the runtime spec that its JSON schema does not encode."""
     if "root" not in config:
@@ -120,6 +170,8 @@ def check_semantics(config: dict) -> None:
         raise ConfigError("config.json: process is required to create a container")
     if not process.get("args"):
         raise ConfigError("config.json: process.args must name the program to run")
+    _check_strings(process)
+    _check_all_strings(config)
     if not process.get("cwd", "/").startswith("/"):
         raise ConfigError(f"config.json: process.cwd {process['cwd']!r} must be an absolute path")
     for mount in config.get("mounts", []):

@@ -78,11 +78,20 @@ def save(state_dir: str, hooks: dict) -> None:
 
 def load(state_dir: str) -> dict:
     """The hooks saved by create, or {} for a container without any."""
+    path = os.path.join(state_dir, FILE)
     try:
-        with open(os.path.join(state_dir, FILE)) as f:
-            return json.loads(f.read())
+        with open(path, "rb") as f:
+            hooks = json.loads(f.read())
     except FileNotFoundError:
         return {}
+    except OSError as err:
+        raise RootlessError(f"read the saved hooks {path}: {err.strerror}") from None
+    except (ValueError, RecursionError):
+        hooks = None
+    if not isinstance(hooks, dict) or not all(isinstance(v, list) and all(
+            isinstance(e, dict) and isinstance(e.get("path"), str) for e in v) for v in hooks.values()):
+        raise RootlessError(f"the saved hooks {path} are corrupt: the container's hooks cannot run")
+    return hooks
 
 
 def run_all(kind: str, hooks: dict | None, state: dict, warn=None, env: dict | None = None) -> None:

@@ -15,8 +15,6 @@ from collections.abc import Callable
 
 import pytest
 
-HOME = ("no HOME in process.env (or an empty one): runc sets it from the container's /etc/passwd for the "
-        "process's user; rootless leaves it unset", "process")
 EXEC_255 = ("exec that fails before the command runs exits 255 in runc (since 1.1.0), 1 in rootless",
             "validation/messages")
 OWNER = ("`state` prints owner \"\" in runc (it fills the owner only for `list`); rootless prints the user name",
