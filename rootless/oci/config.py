@@ -72,7 +72,9 @@ def normalize(config) -> tuple[list[str], list[str]]:
     drop_nulls(config)
     if not isinstance(config, dict):
         return warnings, notes
-    for mount in config.get("mounts") or ():
+    # Shapes are not checked yet (the schema comes after): look only at what has the right one.
+    mounts = config.get("mounts")
+    for mount in mounts if isinstance(mounts, list) else ():
         destination = mount.get("destination") if isinstance(mount, dict) else None
         if isinstance(destination, str) and destination and not destination.startswith("/"):
             # runc 1.1 and 1.2 take it as relative to /, with this warning (word for word)
@@ -83,7 +85,8 @@ def normalize(config) -> tuple[list[str], list[str]]:
     seccomp = linux.get("seccomp") if isinstance(linux, dict) else None
     rules = seccomp.get("syscalls") if isinstance(seccomp, dict) else None
     if isinstance(seccomp, dict) and "listenerPath" in seccomp and not any(
-            isinstance(rule, dict) and rule.get("action") == "SCMP_ACT_NOTIFY" for rule in rules or ()):
+            isinstance(rule, dict) and rule.get("action") == "SCMP_ACT_NOTIFY"
+            for rule in (rules if isinstance(rules, list) else ())):
         # runc and crun connect to the agent only for a filter that notifies
         notes.append(f"linux.seccomp.listenerPath {seccomp['listenerPath']} is not used: no rule has SCMP_ACT_NOTIFY")
         seccomp.pop("listenerPath")

@@ -76,9 +76,16 @@ def apply_rlimits(rlimits: list[dict]) -> None:
         if number is None:
             raise RootlessError(f"config.json: process.rlimits: unknown type {name}")
         try:
-            resource.setrlimit(number, (entry["soft"], entry["hard"]))
+            resource.setrlimit(number, (_rlim(entry["soft"]), _rlim(entry["hard"])))
         except (ValueError, OSError) as err:
             raise RootlessError(f"setrlimit {name} soft={entry['soft']} hard={entry['hard']}: {err}") from None
+
+
+def _rlim(value: int) -> int:
+    """config.json's uint64 as setrlimit takes it from Python: RLIM_INFINITY (2**64-1, what
+    runc passes for "unlimited") and anything at or above 2**63 overflow Python's signed
+    conversion, and mean no limit to the kernel all the same."""
+    return resource.RLIM_INFINITY if value >= 1 << 63 else value
 
 
 def _write_proc(path: str, value: str, what: str) -> None:
@@ -190,12 +197,11 @@ def become(proc: dict, load_seccomp, warnings: list, notes: list, listen_fds: in
         env["HOME"] = home_of(proc.get("user", {}).get("uid", 0))
     # The user and its capabilities: the bounding set shrinks while we may (CAP_SETPCAP),
     # keepcaps carries the permitted set over the uid change.
-    caps = proc.get("capabilities")
-    if caps is not None:
-        drop_bounding_set(caps, warnings.append)
-    switch_user(proc.get("user", {}), keep_caps=caps is not None)
-    if caps is not None:
-        set_capabilities(caps, warnings.append, notes.append)
+    # No process.capabilities means no capability at all, as in runc (an empty set each).
+    caps = proc.get("capabilities") or {}
+    drop_bounding_set(caps, warnings.append)
+    switch_user(proc.get("user", {}), keep_caps=True)
+    set_capabilities(caps, warnings.append, notes.append)
     cwd = proc.get("cwd", "/")
     try:
         os.chdir(cwd)

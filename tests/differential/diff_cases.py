@@ -204,6 +204,8 @@ add(
          check=("exit", "limits")),
     Case("rlimit-stack", config=process(rlimits=[{"type": "RLIMIT_STACK", "soft": 4194304, "hard": 8388608}]),
          check=("exit", "limits")),
+    Case("rlimit-core-unlimited", config=process(rlimits=[{"type": "RLIMIT_CORE", "soft": (1 << 64) - 1,
+                                                           "hard": (1 << 64) - 1}]), check=("exit", "limits")),
     Case("rlimit-several", config=process(rlimits=[{"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200},
                                                   {"type": "RLIMIT_MSGQUEUE", "soft": 1000, "hard": 1000},
                                                   {"type": "RLIMIT_CPU", "soft": 100, "hard": 200}]),

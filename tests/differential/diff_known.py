@@ -35,17 +35,11 @@ KNOWN: dict[str, tuple[str, str]] = {
                             "urandom, tty and masks first (and the /sys/fs/cgroup difference above)", "filesystem"),
     "default-fds": STDIO_PIPES,
     "exec-probe-fds": STDIO_PIPES,
-    "args-not-executable": ("an args[0] that cannot be executed (EACCES): runc's run exits 1, rootless's 127",
-                            "validation/messages"),
     "env-no-path": ("no PATH in process.env: runc cannot resolve a relative args[0] (exit 1, 'executable file not "
                     "found in $PATH'); rootless searches a default PATH", "process"),
     "env-no-path-relative-args": ("as env-no-path", "process"),
-    "env-without-equals": ("runc refuses a process.env entry without '=' (exit 1); rootless passes it as NAME=",
-                           "validation/messages"),
     "caps-all": CAP_40,
     "caps-bounding-only": CAP_40,
-    "caps-absent": ("no process.capabilities: runc gives the process no capability at all; rootless gives it "
-                    "every capability (bounding, permitted and effective full)", "process"),
     "annotations": OWNER,
     "state-created": OWNER,
     "state-running": OWNER,

@@ -441,3 +441,13 @@ def test_normalize_reads_config_as_runc_does():
     doc = config(**{"linux.seccomp": notify})
     assert normalize(doc) == ([], []) and doc["linux"]["seccomp"]["listenerPath"] == "/a.sock"
     assert normalize(None) == ([], []) and normalize([None]) == ([], [])
+
+
+def test_normalize_leaves_wrong_shapes_to_the_schema():
+    """normalize runs before validation: a value of the wrong type reaches the schema check,
+    which names it, instead of breaking normalize (the fuzzer found `"mounts": 1`)."""
+    from rootless.oci.config import normalize
+    for doc in ({"mounts": 1}, {"mounts": "x"}, {"linux": {"seccomp": {"listenerPath": "/a", "syscalls": 3}}}):
+        normalize(doc)
+    with pytest.raises(ConfigError, match="mounts"):
+        check_config({"ociVersion": "1.0.2", "root": {"path": "rootfs"}, "mounts": 1})
