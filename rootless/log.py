@@ -1,4 +1,5 @@
-"""Errors and warnings for the user: one line on stderr, and one line in the --log file.
+"""Errors and warnings for the user: an error is one line on stderr and one in the --log file;
+a warning is one line in the --log file when one is given, else on stderr.
 
 runc's contract, which podman relies on: with `--log FILE --log-format json` the file gets one
 JSON object per message ({"level","msg","time"}); podman shows that message when the file holds
@@ -32,7 +33,15 @@ def _format(level: str, message: str, log_format: str) -> str:
 
 
 def emit(level: str, message: str, *, log: str | None, log_format: str) -> None:
+    """Errors go to stderr and the log; warnings to the log alone when there is one (runc's):
+    under conmon the runtime's stderr during `create` is the container's own stderr."""
     message = " ".join(message.splitlines()) or "unknown error"
+    if log and level != "error":
+        try:
+            _append(log, _format(level, message, log_format))
+            return
+        except OSError:
+            pass  # said on stderr below, with the message itself
     sys.stderr.write(f"rootless: {message}\n" if level == "error" else f"rootless: {level}: {message}\n")
     sys.stderr.flush()
     if log:

@@ -23,6 +23,12 @@ from rootless.errors import RootlessError
 def run(channel, job) -> None:
     """Never returns."""
     try:
+        if job.cgroup_fd is not None:
+            # Into the container's cgroup before anything else: the process is forked below.
+            try:
+                os.write(job.cgroup_fd, b"0")
+            except OSError as err:
+                raise RootlessError(f"join the container's cgroup: {err.strerror}") from None
         for nstype, fd in job.namespace_fds:
             sc.setns(fd, namespaces.FLAGS[nstype], f"/proc/{job.init_pid}/ns/{namespaces.PROC_NAMES[nstype]}")
             if nstype == "user":
