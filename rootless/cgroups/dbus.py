@@ -129,3 +129,6 @@ class Manager:
 
     def set_properties(self, unit: str, properties: list) -> None:
         self.call(new_method_call(SYSTEMD, "SetUnitProperties", "sba(sv)", (unit, True, properties)))
+
+    def attach(self, unit: str, pid: int) -> None:
+        self.call(new_method_call(SYSTEMD, "AttachProcessesToUnit", "ssau", (unit, "", [pid])))

@@ -118,8 +118,8 @@ class Cgroup:
             fs.add_process(self.path, pid)
         else:
             from rootless.cgroups import systemd
-            self.started = True
             self.path = systemd.start(p, self.id, pid, self.proc, self.mount)
+            self.started = True  # a scope that failed to start is reset by the next start
         return fs.apply(self.path, p.translation.writes)
 
     def record(self) -> dict:
@@ -152,8 +152,8 @@ def path_of(record: dict) -> str | None:
 
 def none_reason(record: dict) -> str:
     entry = record.get("cgroup") or {}
-    if entry.get("driver") == "none":
-        return entry.get("reason") or "no cgroup was made for it"
+    if entry.get("driver") in (None, "none"):
+        return entry.get("reason") or "it was created without one"
     return "its cgroup is gone"
 
 

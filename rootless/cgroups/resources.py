@@ -219,22 +219,17 @@ def check_unified_key(key: str) -> None:
         raise ConfigError(f"linux.resources.unified: {key} is managed by the runtime, not a limit")
 
 
+_SECTIONS = (("memory", _memory), ("pids", _pids), ("cpu", _cpu), ("blockIO", _block_io),
+             ("hugepageLimits", _hugetlb), ("rdma", _rdma))
+
+
 def translate(resources: dict | None) -> Translation:
     """config.json's linux.resources (or update's LinuxResources) as cgroup v2 writes."""
     t = Translation()
     resources = resources or {}
-    if resources.get("memory"):
-        _memory(t, resources["memory"])
-    if resources.get("pids"):
-        _pids(t, resources["pids"])
-    if resources.get("cpu"):
-        _cpu(t, resources["cpu"])
-    if resources.get("blockIO"):
-        _block_io(t, resources["blockIO"])
-    if resources.get("hugepageLimits"):
-        _hugetlb(t, resources["hugepageLimits"])
-    if resources.get("rdma"):
-        _rdma(t, resources["rdma"])
+    for section, convert in _SECTIONS:
+        if resources.get(section):
+            convert(t, resources[section])
     if resources.get("network"):
         t.inapplicable.append("network")  # net_cls and net_prio exist in cgroup v1 only
     # runc writes unified last: a key wins over the field it overlaps.

@@ -46,3 +46,10 @@ def set_properties(entry: dict, writes) -> None:
         with dbus.Manager(entry["address"], entry.get("uid", 0)) as manager:
             manager.set_properties(entry["unit"], properties)
 
+
+
+def attach(entry: dict, pid: int) -> None:
+    """Move `pid` into the scope through systemd (AttachProcessesToUnit, systemd 238): for
+    `exec` from a caller that may not move itself into the user's delegated tree."""
+    with dbus.Manager(entry["address"], entry.get("uid", 0)) as manager:
+        manager.attach(entry["unit"], pid)

@@ -181,7 +181,8 @@ def execute(ctx, cdir: state.ContainerDir, record: dict, request: ExecRequest) -
         job = ExecJob(init_pid=init_pid, namespace_fds=namespace_fds, root_fd=root_fd, process=proc, linux=linux,
                       seccomp_filter=seccomp_filter, console_fd=console_fd, socket_module=socket_module,
                       preserve_fds=request.preserve_fds, agent=agent, host_proc=host_proc, config=config,
-                      container_id=cdir.id, bundle=record.get("bundle", ""), cgroup_fd=cgroup_fd)
+                      container_id=cdir.id, bundle=record.get("bundle", ""), cgroup_fd=cgroup_fd,
+                      cgroup_unit=_systemd_unit(record))
         pid = _fork_stage(job, ctx.warn)
     finally:
         for _, fd in namespace_fds:
@@ -231,6 +232,11 @@ def _open_cgroup(record: dict, wanted: list[str]) -> int | None:
         raise RootlessError(f"open `{target}`: {err.strerror}") from None
 
 
+def _systemd_unit(record: dict) -> dict | None:
+    entry = record.get("cgroup") or {}
+    return entry if entry.get("driver") == "systemd" else None
+
+
 def _fork_stage(job: ExecJob, warn) -> int:
     """Fork rootless.exec.stage and follow its messages until the process has executed its
     program. Returns the process's host PID."""
@@ -249,6 +255,10 @@ def _fork_stage(job: ExecJob, warn) -> int:
                 break
             if message["type"] == "pid":
                 pid = message["pid"]
+            elif message["type"] == "cgroup":
+                from rootless.cgroups import systemd
+                systemd.attach(job.cgroup_unit, message["pid"])
+                parent.send("joined")
             elif message["type"] == "warnings":
                 for warning in message["warnings"]:
                     warn(warning)
