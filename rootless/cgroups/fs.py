@@ -3,8 +3,8 @@ systemd driver does inside the scope systemd delegated. Every function takes the
 path, so unit tests run against a temporary tree that looks like cgroupfs.
 
 The no-internal-process rule: a non-root cgroup that has processes cannot enable controllers
-for its children (cgroup.subtree_control answers EBUSY). make() enables on the way down only
-what each ancestor lets it; it never moves the caller's processes around to make room (they
+for its children (cgroup.subtree_control answers EBUSY). make() enables on the way down, from
+the deepest existing ancestor, only what each cgroup lets it; it never moves the caller's processes around to make room (they
 are not the runtime's to move). A controller that cannot be enabled is simply absent from the
 container's cgroup, and the limits that need it are reported as not applied.
 """
@@ -72,15 +72,18 @@ def _enable(path: str, wanted: set[str]) -> None:
 
 def make(mount: str, relative: str, wanted: set[str]) -> tuple[str, list[str]]:
     """Create MOUNT/relative (and missing parents), enabling `wanted` controllers on the way
-    down from the first ancestor that can give them. Returns (path, directories created, top
-    first), so a failed create removes exactly those."""
+    down from the deepest existing ancestor (the cgroup delegated to us, or where cgroupsPath
+    goes): nothing above it is written. Returns (path, directories created, top first), so a
+    failed create removes exactly those."""
     parts = [p for p in relative.split("/") if p]
     created: list[str] = []
     path = mount
     try:
         for index, part in enumerate(parts):
-            _enable(path, wanted)
-            path = os.path.join(path, part)
+            below = os.path.join(path, part)
+            if not os.path.isdir(below):
+                _enable(path, wanted)  # from the deepest existing ancestor down: ours, not above
+            path = below
             try:
                 mkdir(path, 0o755)
                 created.append(path)

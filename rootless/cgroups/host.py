@@ -5,14 +5,16 @@ tests point them at temporary trees.
 
 import os
 
+from rootless import paths
 from rootless.cgroups import cgpath
 
-MOUNT = "/sys/fs/cgroup"
+MOUNT = paths.CGROUP_MOUNT
 SYSTEM_BUS = "unix:path=/run/dbus/system_bus_socket"
 
 
 def unified(mount: str = MOUNT) -> bool:
-    """A pure cgroup v2 host: the cgroup2 root is mounted at /sys/fs/cgroup itself. (Hybrid
+    """A pure cgroup v2 host: the cgroup2 root is mounted at /sys/fs/cgroup itself (or where
+    ROOTLESS_CGROUP_MOUNT says). (Hybrid
     hosts keep a cgroup2 tree at /sys/fs/cgroup/unified with no controllers worth having:
     their controllers are bound to v1, which this runtime never writes.)"""
     return os.path.exists(os.path.join(mount, "cgroup.controllers"))

@@ -140,8 +140,8 @@ def _plan_cgroup(ctx, config: dict, container_id: str, rootless: bool):
     if not limits and not required:
         if manager == "disabled":
             return {"driver": "none", "reason": "--cgroup-manager disabled"}
-        if not os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
-            return {"driver": "none", "reason": "/sys/fs/cgroup is not a cgroup v2 hierarchy (cgroup v1 or hybrid host)"}
+        if not os.path.exists(os.path.join(paths.CGROUP_MOUNT, "cgroup.controllers")):
+            return {"driver": "none", "reason": f"{paths.CGROUP_MOUNT} is not a cgroup v2 hierarchy (cgroup v1 or hybrid host)"}
     from rootless.cgroups import manager as cgroups
     plan = cgroups.plan(config, container_id, manager, rootless=rootless, env=os.environ)
     ctx.trace(plan.describe())
