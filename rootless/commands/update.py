@@ -77,12 +77,11 @@ def from_flags(options: dict) -> dict:
 
 def read_resources(path: str) -> dict:
     try:
-        text = sys.stdin.read() if path == "-" else open(path).read()
+        with (sys.stdin if path == "-" else open(path)) as f:
+            value = json.loads(f.read())
     except OSError as err:
         raise UsageError(f"--resources {path}: {err.strerror}") from None
-    try:
-        value = json.loads(text)
-    except ValueError as err:
+    except ValueError as err:  # UnicodeDecodeError too
         raise UsageError(f"--resources {path}: not JSON ({err})") from None
     if not isinstance(value, dict):
         raise UsageError(f"--resources {path}: expected a JSON object (OCI LinuxResources)")

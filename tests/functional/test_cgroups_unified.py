@@ -221,3 +221,18 @@ def test_cgroups_path_taken_is_refused_and_lifecycles_leave_no_cgroup(runtime: R
     for _ in range(10):
         runtime.run("run", "--bundle", bundle, runtime.new_id(), check=True)
     assert sorted(p.name for p in delegated.path.iterdir() if p.is_dir()) == ["caller.scope"]
+
+
+def test_the_shim_and_the_network_helper_stay_out(runtime: Runtime, delegated: Delegated) -> None:
+    """Their memory must not count against the container's limits (conmon lives outside too)."""
+    bundle = runtime.bundle(["sleep", "600"], annotations={"rootless.network": "slirp4netns"})
+    container_id = runtime.new_id()
+    runtime.run("run", "--detach", "--shim", "--bundle", bundle, container_id, check=True)
+    saved = json.loads((runtime.state_dir(container_id) / "state.json").read_text())
+    inside = set(map(int, (delegated.path / container_id / "cgroup.procs").read_text().split()))
+    assert inside == {saved["pid"]}
+    helpers = [saved["shim"]["pid"], saved["network"]["helper_pid"], saved["network"]["watcher_pid"]]
+    for pid in helpers:
+        assert delegated.cgroup_of(pid) == f"0::/{delegated.name}/caller.scope", pid
+    runtime.run("delete", "-f", container_id, check=True)
+    assert not (delegated.path / container_id).exists()
