@@ -8,6 +8,8 @@ controllers: those are checked in the VM tier (tests/vm)."""
 
 import json
 import os
+import shutil
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -236,3 +238,59 @@ def test_the_shim_and_the_network_helper_stay_out(runtime: Runtime, delegated: D
         assert delegated.cgroup_of(pid) == f"0::/{delegated.name}/caller.scope", pid
     runtime.run("delete", "-f", container_id, check=True)
     assert not (delegated.path / container_id).exists()
+
+
+def test_systemd_driver_lifecycle_with_a_stand_in_manager(runtime: Runtime, delegated: Delegated) -> None:
+    """--systemd-cgroup end to end through D-Bus, with helpers/fake_systemd.py doing systemd's
+    part on the unified tree (a scope is BASE/SLICE/UNIT). `--systemd-cgroup` is given to
+    `create` only, as podman does: every later verb reads the driver from the state."""
+    from test_systemd_bus import Bus
+    base = delegated.path / "user@.service"
+    base.mkdir()
+    os.chown(base, runtime.user.uid, runtime.user.gid)
+    os.chown(base / "cgroup.procs", runtime.user.uid, runtime.user.gid)
+    folder = Path(tempfile.mkdtemp(prefix="bus-", dir="/var/tmp"))  # a socket path is short
+    os.chmod(folder, 0o755)
+    os.chown(folder, runtime.user.uid, runtime.user.gid)
+    bus = Bus(runtime.user, folder, base)
+    try:
+        env = {"DBUS_SESSION_BUS_ADDRESS" if runtime.rootless else "DBUS_SYSTEM_BUS_ADDRESS": bus.address}
+        slice_ = "user.slice" if runtime.rootless else "system.slice"
+        container_id = runtime.new_id()
+        bundle = runtime.bundle(["sleep", "600"], linux={"cgroupsPath": f"{slice_}:libpod:{container_id}",
+                                                         "resources": {"pids": {"limit": 30}}},
+                                annotations={"org.systemd.property.CollectMode": "'inactive-or-failed'"})
+        log = runtime.work_dir / "log"
+        runtime.run("--systemd-cgroup", "--log", log, "create", "--bundle", bundle, container_id, env=env, check=True)
+        unit = f"libpod-{container_id}.scope"
+        scope = base / slice_ / unit
+        pid = runtime.state(container_id)["pid"]
+        assert delegated.cgroup_of(pid) == f"0::/{delegated.name}/user@.service/{slice_}/{unit}"
+        saved = json.loads((runtime.state_dir(container_id) / "state.json").read_text())["cgroup"]
+        assert (saved["driver"], saved["unit"], saved["slice"], saved["path"]) == ("systemd", unit, slice_, str(scope))
+        # The stand-in has no controllers: the limit is named (systemd got it as TasksMax).
+        assert "limits not applied: pids.limit" in log.read_text()
+        start = [c for c in bus.calls() if c["member"] == "StartTransientUnit"][0]["body"]
+        props = {name: value for name, (_sig, value) in start[2]}
+        assert start[0] == unit and props["Delegate"] is True and props["TasksMax"] == 30
+        assert props["CollectMode"] == "inactive-or-failed" and props["Slice"] == slice_
+        assert len(props["PIDs"]) == 1 and props["PIDs"] != [pid]  # the namespace stage, the init's parent
+        runtime.run("start", container_id, env=env, check=True)
+        runtime.run("exec", "-d", "--pid-file", "exec.pid", container_id, "sleep", "600", env=env, check=True)
+        exec_pid = int((runtime.work_dir / "exec.pid").read_text())
+        assert delegated.cgroup_of(exec_pid) == delegated.cgroup_of(pid)
+        runtime.run("pause", container_id, env=env, check=True)
+        assert runtime.state(container_id)["status"] == "paused"
+        runtime.run("resume", container_id, env=env, check=True)
+        updated = runtime.run("update", "--pids-limit", "40", container_id, env=env)
+        assert updated.returncode == 0, updated.stderr
+        set_props = [c for c in bus.calls() if c["member"] == "SetUnitProperties"][0]["body"]
+        assert set_props == [unit, True, [["TasksMax", ["t", 40]]]]
+        runtime.run("delete", "-f", container_id, env=env, check=True)
+        members = [c["member"] for c in bus.calls()]
+        assert members[-2:] == ["StopUnit", "ResetFailedUnit"], members
+        assert not scope.exists()
+        runtime.assert_no_leaks(container_id, bundle=bundle, pids=(pid, exec_pid))
+    finally:
+        bus.stop()
+        shutil.rmtree(folder, ignore_errors=True)

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(shutil.which("dbus-daemon") is None, reason="nee
 class Bus:
     """A private session bus with the fake manager on it, both run as `user`."""
 
-    def __init__(self, user: User, folder: Path):
+    def __init__(self, user: User, folder: Path, cgroup_base: Path | None = None):
         self.folder = folder
         self.address = f"unix:path={folder}/bus"
         self.record = folder / "calls.jsonl"
@@ -37,7 +37,8 @@ class Bus:
                                        stdout=subprocess.PIPE, text=True, env=env)
         assert self.daemon.stdout.readline().startswith("unix:"), "dbus-daemon did not start"
         self.manager = subprocess.Popen(command_as(user, [sys.executable, str(script),
-                                                          self.address, str(self.record)]),
+                                                          self.address, str(self.record),
+                                                          *([str(cgroup_base)] if cgroup_base else [])]),
                                         stdout=subprocess.PIPE, text=True, env=env)
         assert self.manager.stdout.readline().strip() == "ready", "the fake manager did not start"
 
