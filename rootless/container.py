@@ -27,6 +27,10 @@ def signal_number(text: str) -> int:
     return int(number)
 
 
+_CANNOT_START = {"running": "cannot start an already running container",
+                 "stopped": "cannot start a container that has stopped"}
+
+
 def start(cdir: state.ContainerDir, record: dict, notify_to: str | None = None):
     """Release the init waiting on exec.fifo (see rootless.create.protocol), then run the poststart
     hooks. A failing poststart hook is an error and stops the container (runtime.md, lifecycle
@@ -38,7 +42,9 @@ def start(cdir: state.ContainerDir, record: dict, notify_to: str | None = None):
     READY=1). Otherwise returns None."""
     current = state.status(cdir, record)
     if current != "created":
-        raise RootlessError(f"cannot start container {cdir.id}: it is {current}, not created")
+        # runc's words (clients match them), then the id
+        raise RootlessError(_CANNOT_START.get(current, f"cannot start a container in the {current} state")
+                            + f": {cdir.id}")
     listener = None
     if notify_to and record.get("notify"):
         from rootless import notify
@@ -118,7 +124,7 @@ def container_pids(record: dict) -> list[int]:
 def kill(cdir: state.ContainerDir, record: dict, signum: int, every: bool = False) -> None:
     current = state.status(cdir, record)
     if current == "stopped":
-        raise RootlessError(f"container {cdir.id} is not running")
+        raise RootlessError(f"container not running: {cdir.id}")  # containerd matches "container not running"
     targets = container_pids(record) if every else [record["pid"]]
     for pid in targets:
         try:
@@ -140,7 +146,8 @@ def delete(cdir: state.ContainerDir, record: dict, force: bool, warn=None) -> No
     """Stop what runs if asked, run the poststop hooks (failures go to `warn`), remove the state."""
     current = state.status(cdir, record)
     if current in ("running", "paused") and not force:
-        raise RootlessError(f"cannot delete container {cdir.id} that is {current}: stop it first or use --force")
+        raise RootlessError(f"cannot delete container {cdir.id} that is not stopped: {current} "
+                            "(stop it first or use --force)")
     if current != "stopped":
         # A created container's init, or --force: everything in it goes.
         _kill_all(record)

@@ -1,7 +1,6 @@
 """What the global flags decided, handed to every verb."""
 
 import os
-import sys
 from rootless import log, paths
 
 
@@ -14,9 +13,10 @@ class Context:
         self.cgroups_required = cgroups_required
 
     def trace(self, message: str) -> None:
-        """--debug output: on stderr, one line each, so podman and scripts can keep it apart."""
+        """--debug output: level=debug lines in the --log file, else on stderr (rootless.log)."""
         if self.debug:
-            sys.stderr.write(f"rootless: debug: {message}\n")
+            for line in filter(str.strip, message.splitlines()):  # a plan: one log line per line
+                log.emit("debug", line, log=self.log, log_format=self.log_format)
 
     def warn(self, message: str) -> None:
         log.emit("warning", message, log=self.log, log_format=self.log_format)

@@ -26,7 +26,7 @@ class ConfigError(RootlessError):
 
 class ContainerNotFound(RootlessError):
     def __init__(self, container_id: str):
-        super().__init__(f"container {container_id} does not exist")
+        super().__init__(f"container does not exist: {container_id}")  # runc's words: clients match them
         self.container_id = container_id
 
 

@@ -54,7 +54,7 @@ class ContainerDir:
         try:
             os.mkdir(self.path, 0o711)
         except FileExistsError:
-            raise RootlessError(f"container {self.id} already exists") from None
+            raise RootlessError(f"container with given ID already exists: {self.id}") from None
         os.chmod(self.path, 0o711)  # mkdir obeys the umask
 
     def make_fifo(self) -> None:

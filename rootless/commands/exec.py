@@ -1,5 +1,6 @@
 from rootless.exec import launcher as exec_launcher
 from rootless import state
+from rootless.errors import RootlessError, UsageError
 
 
 def run(ctx, parsed) -> int:
@@ -10,7 +11,13 @@ def run(ctx, parsed) -> int:
         tty=o["tty"] or None, console_socket=o["console_socket"], detach=o["detach"], pid_file=o["pid_file"],
         preserve_fds=o["preserve_fds"], apparmor=o["apparmor"], process_label=o["process_label"],
         ignore_paused=o["ignore_paused"], cgroup=o["cgroup"])
-    cdir = state.ContainerDir(ctx.root, parsed.args["id"])
-    with cdir:
-        record = cdir.load()
-    return exec_launcher.execute(ctx, cdir, record, request)
+    try:
+        cdir = state.ContainerDir(ctx.root, parsed.args["id"])
+        with cdir:
+            record = cdir.load()
+        return exec_launcher.execute(ctx, cdir, record, request)
+    except UsageError:
+        raise
+    except RootlessError as err:
+        err.exit_code = 255  # runc's status for an exec that fails before the process runs
+        raise

@@ -12,7 +12,7 @@ def run(ctx, parsed) -> int:
     cdir = state.ContainerDir(ctx.root, parsed.args["id"])
     record = cdir.load()
     if state.status(cdir, record) == "stopped":
-        raise RootlessError(f"container {cdir.id} is not running")
+        raise RootlessError(f"container not running: {cdir.id}")
     pids = container.container_pids(record)
     if fmt == "json":
         print(jsonlite.dumps(pids))

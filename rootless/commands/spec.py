@@ -15,6 +15,6 @@ def run(ctx, parsed) -> int:
     except OSError as err:
         raise RootlessError(f"create {path}: {err.strerror}") from None
     with os.fdopen(fd, "w") as f:
-        json.dump(default_spec(parsed.options["rootless"]), f, indent=2)
-        f.write("\n")
+        # As runc writes it: tabs, and no newline at the end.
+        json.dump(default_spec(parsed.options["rootless"]), f, indent="\t")
     return 0

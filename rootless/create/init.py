@@ -14,7 +14,7 @@ from rootless.terminal import ctty
 from rootless.create import initwait
 from rootless.process import become, attrs, seccomp, seccomp_agent
 from rootless.rootfs import apply as rootfs
-from rootless.linux import syscalls as sc
+from rootless.linux import procfs, syscalls as sc
 from rootless.errors import RootlessError, SyscallError
 
 
@@ -47,6 +47,8 @@ def _setup(channel, job) -> None:
     warnings: list[str] = []  # shown to the user by `create`
     notes: list[str] = []     # shown under --debug only
 
+    # The caller's CPU pinning stays out: every CPU the cpuset allows (execCPUAffinity is exec's).
+    attrs.set_cpus(None, "")
     if job.may_mknod:
         # Real root without a user namespace: until exec, this process runs the host's Python
         # inside the container's namespaces. Not dumpable, its /proc/PID/exe cannot be opened by
@@ -75,9 +77,9 @@ def _setup(channel, job) -> None:
     rootfs.apply_plan(job.rootfs, job.mount_plan, may_mknod=job.may_mknod)
     # 1b. Hooks before the root switch: the CLI process runs prestart and createRuntime in the
     #     runtime namespaces while we wait, then we run createContainer here (rootless.process.hooks).
-    start_hooks = _hooks_before_pivot(channel, config.get("hooks"))
+    start_hooks = _hooks_before_pivot(channel, config.get("hooks"), become.build_env(proc, job.listen_fds))
     cwd = proc.get("cwd", "/")
-    listener_path = linux.get("seccomp", {}).get("listenerPath")
+    listener_path = seccomp.agent_path(linux.get("seccomp"))
     # socket costs 4 ms to import, so only terminals and seccomp agents pay for it, and before
     # the root switch.
     socket_module = __import__("socket") if proc.get("terminal") or listener_path else None
@@ -87,6 +89,7 @@ def _setup(channel, job) -> None:
     # hooks), or an LSM label would go to initwait's execve instead of the process's.
     labelled = proc.get("apparmorProfile") or proc.get("selinuxLabel")
     waiter = initwait.load() if start_hooks is None and not labelled else None
+    fifo = _fifo_handle(job)
     rootfs.pivot(job.rootfs, job.no_pivot)
     # 2. The terminal needs the container's devpts, so it comes after the root switch.
     if proc.get("terminal"):
@@ -94,16 +97,20 @@ def _setup(channel, job) -> None:
     # 3. sysctls need the container's /proc/sys writable: before read-only paths close it. Masked
     #    and read-only paths come last among the mounts: nothing may mount over them later.
     become.apply_sysctls(linux.get("sysctl", {}))
-    rootfs.finish(config)
+    # A missing cwd is made while the root is still writable (runc's order): root.readonly
+    # comes with finish().
+    if not os.path.isdir(cwd):
+        os.makedirs(cwd, 0o755, exist_ok=True)
+    rootfs.finish(config, job.mount_plan)
     # (config.check_semantics refused a hostname without a uts namespace.)
     if config.get("hostname"):
         sc.sethostname(config["hostname"])
     if config.get("domainname"):
         sc.setdomainname(config["domainname"])
-    if not os.path.isdir(cwd):
-        os.makedirs(cwd, 0o755, exist_ok=True)
     # 4-6. rlimits, seccomp, user, capabilities, cwd, no_new_privs, labels (process.become).
     load_filter = (lambda: _load_seccomp(job, agent, socket_module)) if job.seccomp_filter is not None else None
+    if fifo[1] != "exec.fifo":
+        _check_fd_dir(fifo[1])  # before seccomp, which may refuse fstatfs
     executable, env = become.become(proc, load_filter, warnings, notes, job.listen_fds)
     # 7. Ready: the parent records the container, then we wait for `start` on exec.fifo.
     channel.send("ready", warnings=warnings, notes=notes)
@@ -111,19 +118,19 @@ def _setup(channel, job) -> None:
     channel.close()
     # 8. Only stdio, preserved fds and socket-activation fds reach the process.
     keep = 3 + job.preserve_fds + job.listen_fds
-    state_dir_fd = job.state_dir_fd
     if waiter is not None:
-        state_dir_fd = initwait.exec_waiting(waiter, state_dir_fd, keep, dumpable=not job.may_mknod,
-                                             executable=executable, args=proc["args"], env=env)
-    _wait_for_start(state_dir_fd, start_hooks)
+        fifo = initwait.exec_waiting(waiter, fifo, keep, executable=executable, args=proc["args"], env=env)
+    _wait_for_start(fifo, start_hooks, env)
     become.pass_fds(keep)
     become.reset_signals()
     os.execve(executable, proc["args"], env)
 
 
-def _hooks_before_pivot(channel, hooks: dict | None):
+def _hooks_before_pivot(channel, hooks: dict | None, process_env: dict):
     """The "hooks" step of rootless.create.protocol when the config has hooks that need it, then the
-    createContainer hooks. Returns what runs the startContainer hooks later, or None."""
+    createContainer hooks. Returns what runs the startContainer hooks later (given the
+    process's final environment), or None. Hooks without env get the process's environment
+    (process_env here), as runc's init gives them."""
     if not hooks:
         return None
     from rootless.process import hooks as runner  # loaded by the launcher already; before pivot_root anyway
@@ -131,10 +138,10 @@ def _hooks_before_pivot(channel, hooks: dict | None):
         return None
     channel.send("hooks")
     state = channel.expect("continue")["state"]
-    runner.run_all("createContainer", hooks, state)
+    runner.run_all("createContainer", hooks, state, env=process_env)
     if not hooks.get("startContainer"):
         return None
-    return lambda: runner.run_all("startContainer", hooks, dict(state, status="created"))
+    return lambda env: runner.run_all("startContainer", hooks, dict(state, status="created"), env=env)
 
 
 def _connect_agent(path: str):
@@ -152,27 +159,50 @@ def _load_seccomp(job, agent, socket) -> None:
                                      bundle=job.bundle, status="creating", pid=host_pid, init_pid=host_pid)
 
 
-def _wait_for_start(state_dir_fd: int, start_hooks=None) -> None:
+def _fifo_handle(job) -> tuple[int, str]:
+    """What the waiting init opens exec.fifo through (an fd, and a name relative to it), taken
+    while the host is in view: an O_PATH fd of the fifo itself, reopened later through the
+    container's /proc/self/fd (runc's way). No fd of a host directory stays in the container,
+    from which `..` would lead out of it (the CVE-2024-21626 class). A container without a
+    procfs at /proc keeps the state directory's fd: without procfs there is no /proc/1/fd
+    to reach it through."""
+    if not any(op.kind == "mount" and op.fstype == "proc" and os.path.normpath(op.destination) == "/proc"
+               for op in job.mount_plan):
+        return job.state_dir_fd, "exec.fifo"
+    fd = os.open("exec.fifo", os.O_PATH | os.O_CLOEXEC, dir_fd=job.state_dir_fd)
+    os.close(job.state_dir_fd)
+    return fd, f"/proc/self/fd/{fd}"
+
+
+def _check_fd_dir(name: str) -> None:
+    """The /proc/self/fd that exec.fifo will be reopened through must be the kernel's."""
+    fd = os.open(os.path.dirname(name), os.O_PATH | os.O_CLOEXEC)
+    try:
+        procfs.require_procfs(fd, os.path.dirname(name))
+    finally:
+        os.close(fd)
+
+
+def _wait_for_start(fifo: tuple[int, str], start_hooks=None, env: dict | None = None) -> None:
     """Block until `start` opens exec.fifo for reading, run the startContainer hooks, then tell
-    `start` with one write: "0", or "1" and the hook's error (we exit: the container stops). The
-    fd of the state directory was opened on the host before pivot_root, so the fifo stays
-    reachable from inside the container.
+    `start` with one write: "0", or "1" and the hook's error (we exit: the container stops).
+    fifo is what _fifo_handle took on the host before pivot_root.
 
     As PID 1 of its namespace the waiting init would ignore every signal it has no handler for:
     `kill ID TERM` of a created container must end it, as it ends runc's init."""
     for signum in _ENDING_SIGNALS:
         signal.signal(signum, _exit_on_signal)
-    fd = os.open("exec.fifo", os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_dir_fd)
+    fd = os.open(fifo[1], os.O_WRONLY | os.O_CLOEXEC, dir_fd=fifo[0])
     if start_hooks is not None:
         # As runc runs them: as the container's user, with its capabilities and rlimits.
         try:
-            start_hooks()
+            start_hooks(env)
         except RootlessError as err:
             os.write(fd, b"1" + err.message.encode(errors="replace")[:1024])
             os._exit(1)
     os.write(fd, b"0")
     os.close(fd)
-    os.close(state_dir_fd)
+    os.close(fifo[0])
 
 
 _ENDING_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)

@@ -6,20 +6,24 @@
  * interpreter resident for as long as the container stays created (about 8 MiB of PSS, as
  * much as runc's Go init); this waits in a few pages. It does only what the waiting init
  * must, in runc's way:
- *   1. stay undumpable when the Python init was (real root without a user namespace), so
- *      nothing in the container can ptrace the state directory fd out of it;
+ *   1. make itself undumpable: the fds under /proc/1/fd of the waiting init then cannot be
+ *      opened or read by the container (it would need CAP_SYS_PTRACE), so the fd of exec.fifo
+ *      it holds stays out of reach (the runc CVE-2024-21626 class). The runtime on the host keeps its access to
+ *      /proc/PID/ns for `exec`: after this execve the init's memory belongs to the container's
+ *      user namespace, in which the caller holds every capability. The container's process
+ *      is dumpable again after its own execve, as under runc;
  *   2. end on TERM, INT, HUP, QUIT, USR1 and USR2: as PID 1 of a PID namespace it would
  *      ignore every signal it has no handler for, and `kill ID` of a created container must
  *      end it, as it ends runc's init;
- *   3. open exec.fifo in the state directory for writing, which blocks until `start` opens it
- *      for reading, then write "0" (go) and close the state directory;
+ *   3. open exec.fifo for writing (NAME relative to FD: "exec.fifo" in the state directory,
+ *      or "/proc/self/fd/FD" when FD is the fifo itself), which blocks until `start` opens it
+ *      for reading, then write "0" (go) and close FD;
  *   4. execve the container's process. execve recomputes capabilities from the inheritable,
  *      bounding and ambient sets, which this execve of a file without capabilities keeps
  *      unchanged, so the process gets what a direct execve from the Python init would give;
  *      seccomp, no_new_privs, rlimits, the user and the umask carry over unchanged too.
  *
- * usage: initwait STATE_DIR_FD DUMPABLE(0|1) EXECUTABLE ARGV0 [ARG...]  (the environment is
- * the process's)
+ * usage: initwait FD NAME EXECUTABLE ARGV0 [ARG...]  (the environment is the process's)
  *
  * Built static and without libc (setup.py): it runs after pivot_root, where a dynamic
  * program would load the container's libc, if the container has one.
@@ -136,18 +140,17 @@ void start(long *stack)
     unsigned long i;
 
     if (argc < 5)
-        fail("usage: initwait STATE_DIR_FD DUMPABLE EXECUTABLE ARGV0", "", 22);
-    if (argv[2][0] == '0')
-        sys(__NR_prctl, PR_SET_DUMPABLE, 0, 0, 0);
+        fail("usage: initwait FD NAME EXECUTABLE ARGV0", "", 22);
+    sys(__NR_prctl, PR_SET_DUMPABLE, 0, 0, 0);
     /* Executed from a memfd, the command name would be the fd's number. */
     sys(__NR_prctl, PR_SET_NAME, (long)"rootless:init", 0, 0);
     for (i = 0; i < sizeof(ending) / sizeof(ending[0]); i++)
         sys(__NR_rt_sigaction, ending[i], (long)&action, 0, sizeof(action.mask));
     for (digit = argv[1]; *digit >= '0' && *digit <= '9'; digit++)
         dir_fd = dir_fd * 10 + (*digit - '0');
-    fifo = sys(__NR_openat, dir_fd, (long)"exec.fifo", O_WRONLY | O_CLOEXEC, 0);
+    fifo = sys(__NR_openat, dir_fd, (long)argv[2], O_WRONLY | O_CLOEXEC, 0);
     if (fifo < 0)
-        fail("open", "exec.fifo", fifo);
+        fail("open", argv[2], fifo);
     sys(__NR_write, fifo, (long)"0", 1, 0);
     sys(__NR_close, fifo, 0, 0, 0);
     sys(__NR_close, dir_fd, 0, 0, 0);

@@ -31,20 +31,27 @@ def load() -> int | None:
     return fd
 
 
-def exec_waiting(program_fd: int, state_dir_fd: int, keep: int, dumpable: bool,
-                 executable: str, args: list[str], env: dict) -> int:
-    """Become initwait: fds 0..keep-1 are the process's, fd `keep` the state directory; every
-    other fd is closed. Returns only if the execve failed (a seccomp profile may refuse
-    execveat), with the state directory's fd: the caller then waits as Python."""
+def exec_waiting(program_fd: int, fifo: tuple[int, str], keep: int,
+                 executable: str, args: list[str], env: dict) -> tuple[int, str]:
+    """Become initwait: fds 0..keep-1 are the process's, fd `keep` the one exec.fifo is opened
+    from (fifo: the fd and the name to open relative to it); every other fd is closed.
+    Returns only if the execve failed (a seccomp profile may refuse execveat), with the fifo's
+    fd and name: the caller then waits as Python."""
+    fd, name = fifo
     # Out of the way of fds keep and keep+1 first: either may be one of the two.
-    state_dir = fcntl.fcntl(state_dir_fd, fcntl.F_DUPFD_CLOEXEC, keep + 2)
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, keep + 2)
     program = fcntl.fcntl(program_fd, fcntl.F_DUPFD_CLOEXEC, keep + 2)
-    os.dup2(state_dir, keep)
-    os.dup2(program, keep + 1, inheritable=False)
+    # dup2 rather than dup3 (what os.dup2 calls for inheritable=False): the container's seccomp
+    # filter is loaded already, and profiles that allow dup2 need not allow dup3.
+    os.dup2(moved, keep)
+    os.dup2(program, keep + 1)
+    os.set_inheritable(keep + 1, False)
     become.pass_fds(keep, close_from=keep + 2)
     become.reset_signals()
+    if name.startswith("/proc/self/fd/"):
+        name = f"/proc/self/fd/{keep}"
     try:
-        os.execve(keep + 1, ["rootless:init", str(keep), "1" if dumpable else "0", executable, *args], env)
+        os.execve(keep + 1, ["rootless:init", str(keep), name, executable, *args], env)
     except OSError:
         os.close(keep + 1)
-        return keep
+        return keep, name

@@ -72,6 +72,10 @@ def prepare(ctx, request: Request) -> InitJob:
     """Everything decided from the bundle and the caller, before anything is made."""
     bundle = bundle_config.load_bundle(request.bundle, request.config_file)
     config = bundle.config
+    for warning in bundle.warnings:
+        ctx.warn(warning)
+    for note in bundle.notes:
+        ctx.trace(note)
     if request.annotations:
         config["annotations"] = {**config.get("annotations", {}), **request.annotations}
         entries = config["linux"].setdefault("namespaces", [])

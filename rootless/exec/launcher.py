@@ -52,6 +52,8 @@ def _read_process_file(path: str) -> dict:
         raise RootlessError(f"--process {path}: {err.strerror}") from None
     except ValueError as err:
         raise RootlessError(f"--process {path}: not valid JSON: {err}") from None
+    from rootless.oci.config import drop_nulls
+    drop_nulls(proc)  # null is absent, as runc reads it
     if not isinstance(proc, dict) or not isinstance(proc.get("args"), list) or not proc["args"] \
             or not all(isinstance(arg, str) for arg in proc["args"]):
         raise RootlessError(f"--process {path}: an OCI process object with a non-empty args list is expected")
@@ -134,7 +136,7 @@ def execute(ctx, cdir: state.ContainerDir, record: dict, request: ExecRequest) -
     return its exit status (128+N when signal N killed it)."""
     current = state.status(cdir, record)
     if current == "stopped":
-        raise RootlessError(f"cannot exec in container {cdir.id}: it is stopped")
+        raise RootlessError(f"cannot exec in a stopped container: {cdir.id}")
     if current == "paused" and not request.ignore_paused:
         raise RootlessError(f"cannot exec in a paused container {cdir.id} (use --ignore-paused to override)")
     config = cdir.load_config()
@@ -147,12 +149,13 @@ def execute(ctx, cdir: state.ContainerDir, record: dict, request: ExecRequest) -
     _check_preserved_fds(request.preserve_fds)
     from rootless.process import attrs
     attrs.check_lsm({"process": proc, "linux": {}})
+    attrs.cpu_affinity(proc)  # a bad list fails here, not in the container
     linux = config.get("linux", {})
-    seccomp_filter = None
+    seccomp_filter = listener_path = None
     if "seccomp" in linux:
         from rootless.process import seccomp
         seccomp_filter, _ = seccomp.compile(linux["seccomp"])
-    listener_path = linux.get("seccomp", {}).get("listenerPath")
+        listener_path = seccomp.agent_path(linux["seccomp"])
     socket_module = local_console = None
     console_fd = agent = host_proc = None
     init_pid = record["pid"]
@@ -180,7 +183,7 @@ def execute(ctx, cdir: state.ContainerDir, record: dict, request: ExecRequest) -
         supervise.adopt_orphans()
         job = ExecJob(init_pid=init_pid, namespace_fds=namespace_fds, root_fd=root_fd, process=proc, linux=linux,
                       seccomp_filter=seccomp_filter, console_fd=console_fd, socket_module=socket_module,
-                      preserve_fds=request.preserve_fds, agent=agent, host_proc=host_proc, config=config,
+                      preserve_fds=request.preserve_fds, local_console=local_console is not None, agent=agent, host_proc=host_proc, config=config,
                       container_id=cdir.id, bundle=record.get("bundle", ""), cgroup_fd=cgroup_fd,
                       cgroup_unit=_systemd_unit(record))
         pid = _fork_stage(job, ctx.warn)

@@ -27,6 +27,19 @@ from rootless.errors import RootlessError
 def run(channel, job) -> None:
     """Never returns."""
     try:
+        # Undumpable while it holds fds of the host (the namespaces, the root, the host's /proc):
+        # a process of the container could otherwise take them through /proc/PID/fd once we
+        # are in its namespaces (the runc CVE-2024-21626 class). The process turns dumpable
+        # again once it has closed them (_process), unless it is the host's root outside any
+        # user namespace: then, like a root container's init, it stays undumpable until its
+        # execve, so that no process of the container reaches /proc/PID/exe, the host's
+        # interpreter (the runc CVE-2019-5736 class).
+        sc.set_dumpable(False)
+        stay_undumpable = _host_root() and not any(t == "user" for t, _ in job.namespace_fds)
+        # process.execCPUAffinity.initial while joining (before the container's cgroup, in the
+        # spec's words), else every CPU: the caller's pinning stays out, as with current runc.
+        initial, final = attrs.cpu_affinity(job.process)
+        attrs.set_cpus(initial, "initial")
         if job.cgroup_fd is not None:
             # Into the container's cgroup before anything else: the process is forked below.
             try:
@@ -49,8 +62,11 @@ def run(channel, job) -> None:
         os.chroot(".")
         pid = os.fork()
         if pid == 0:
-            _process(channel, job)
-        channel.send("pid", pid=pid)
+            _process(channel, job, stay_undumpable, final)
+        try:
+            channel.send("pid", pid=pid)
+        except BrokenPipeError:
+            pass  # the process failed first, and the CLI, which reported that, stopped listening
         os._exit(0)
     except RootlessError as err:
         channel.send("error", msg=err.message)
@@ -61,16 +77,27 @@ def run(channel, job) -> None:
     os._exit(1)
 
 
-def _process(channel, job) -> None:
+def _process(channel, job, stay_undumpable: bool, final_cpus: list[int] | None) -> None:
     proc = job.process
     try:
+        # The host's /proc is needed for one fact, our host PID (for a seccomp agent): read it
+        # now, then drop every fd of the host before turning dumpable again (writing our own
+        # /proc/self files needs it in a user namespace).
+        host_pid = int(os.readlink("self", dir_fd=job.host_proc)) if job.host_proc is not None else None
+        for fd in [fd for _, fd in job.namespace_fds] + [job.root_fd] + [job.host_proc] * (job.host_proc is not None):
+            os.close(fd)
+        if not stay_undumpable:
+            sc.set_dumpable(True)
         if proc.get("terminal"):
-            ctty.setup(job.socket_module, job.console_fd, proc.get("consoleSize"))
+            ctty.setup(job.socket_module, job.console_fd, proc.get("consoleSize"), clear_onlcr=job.local_console)
         if "oomScoreAdj" in proc:
             become.set_oom_score_adj(proc["oomScoreAdj"])
         attrs.apply_process({"process": proc, "linux": job.linux})
         warnings: list[str] = []
-        load_filter = _filter_loader(job)
+        if final_cpus is not None:
+            # Before the filter loads: a profile need not allow sched_setaffinity.
+            attrs.set_cpus(final_cpus, "final")
+        load_filter = _filter_loader(job, host_pid)
         executable, env = become.become(proc, load_filter, warnings, [])
         if warnings:
             channel.send("warnings", warnings=warnings)
@@ -88,14 +115,21 @@ def _process(channel, job) -> None:
     os._exit(127)
 
 
-def _filter_loader(job):
+def _host_root() -> bool:
+    """Root of the initial user namespace (read while /proc is still the host's)."""
+    if os.geteuid() != 0:
+        return False
+    with open("/proc/self/uid_map", "rb") as f:
+        return f.read().split() == [b"0", b"0", b"4294967295"]
+
+
+def _filter_loader(job, host_pid: int | None):
     """What loads the container's seccomp filter in the process (None without one), handing the
     notification fd to the container's seccomp agent when it has one."""
     if job.seccomp_filter is None:
         return None
     if job.agent is None:
         return lambda: seccomp.load(job.seccomp_filter)
-    host_pid = int(os.readlink("self", dir_fd=job.host_proc))
     return lambda: seccomp_agent.load_and_hand_over(
         job.seccomp_filter, job.agent, job.socket_module, job.config, container_id=job.container_id,
         bundle=job.bundle, status="running", pid=host_pid, init_pid=job.init_pid)

@@ -1,18 +1,40 @@
-"""Facts about host processes read from /proc: identity (start time), liveness, namespaces."""
+"""Facts about host processes read from /proc: identity (start time), liveness, namespaces;
+and the one way the runtime writes to /proc (write_once, checked to land on procfs)."""
 
+import errno
 import os
 
 from rootless import paths
+from rootless.errors import SyscallError
 
 
 def write_once(path: str, text: str) -> None:
     """One write(2) to a /proc file: the kernel takes ID maps, sysctls and the like only whole,
-    in a single write. Raises OSError."""
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    in a single write. The file opened must lie on the kernel's procfs (require_procfs).
+    Raises OSError."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOCTTY)
     try:
+        require_procfs(fd, path)
         os.write(fd, text.encode())
     finally:
         os.close(fd)
+
+
+def require_procfs(fd: int, path: str) -> None:
+    """Raise OSError unless fd lies on procfs. A /proc that the image made a symlink, or a
+    mount over it, would send writes meant for the kernel (LSM labels, setgroups, sysctls) to
+    files of its choosing (the CVE-2019-16884 / CVE-2019-19921 class): check the file opened,
+    not the path."""
+    # Not at the top: state, kill and the like read /proc without ctypes. Every process that
+    # writes to /proc (the create stages, exec) has loaded syscalls long before, so this is
+    # no import after pivot_root.
+    from rootless.linux import syscalls as sc
+    try:
+        kind = sc.fstatfs_type(fd, path)
+    except SyscallError as err:
+        raise OSError(err.errno, f"fstatfs: {os.strerror(err.errno)}", path) from None
+    if kind != sc.PROC_SUPER_MAGIC:
+        raise OSError(errno.EXDEV, "not on procfs (is /proc in the rootfs a symlink or a fake?)", path)
 
 
 def stat_fields(pid: int, proc: str = paths.PROC) -> list[str] | None:

@@ -85,6 +85,7 @@ _libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.setdomainname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 _libc.syscall.restype = ctypes.c_long
+_libc.fstatfs.argtypes = [ctypes.c_int, ctypes.c_void_p]
 
 
 def _check(result: int, call: str, path: str | None = None, hint: str | None = None) -> int:
@@ -220,8 +221,8 @@ def join_new_session_keyring(name: str) -> None:
 
 # Process attributes and idmapped mounts (rootless.process.attrs, rootless.rootfs.apply). The numbers of
 # open_tree and move_mount are shared by every architecture since Linux 5.2.
-_NR_PROC = {"x86_64": {"sched_setattr": 314, "ioprio_set": 251},
-            "aarch64": {"sched_setattr": 274, "ioprio_set": 30}}[os.uname().machine]
+_NR_PROC = {"x86_64": {"sched_setattr": 314, "ioprio_set": 251, "seccomp": 317, "set_mempolicy": 238},
+            "aarch64": {"sched_setattr": 274, "ioprio_set": 30, "seccomp": 277, "set_mempolicy": 237}}[os.uname().machine]
 _NR_OPEN_TREE, _NR_MOVE_MOUNT = 428, 429
 OPEN_TREE_CLONE = 1
 MOVE_MOUNT_F_EMPTY_PATH = 0x4
@@ -272,3 +273,43 @@ def move_mount(fd: int, target_fd: int, *, shown: str) -> None:
     """Attach the detached mount open at fd on the directory open at target_fd (O_PATH is fine)."""
     result = _libc.syscall(_NR_MOVE_MOUNT, fd, b"", target_fd, b"", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
     _check(result, "move_mount", shown)
+
+
+PROC_SUPER_MAGIC = 0x9FA0
+
+
+def fstatfs_type(fd: int, shown: str) -> int:
+    """f_type of the filesystem fd lies on (fstatfs(2)): which kernel filesystem it really is."""
+    # struct statfs is 120 bytes on x86_64 and aarch64; f_type (a long) comes first.
+    buf = ctypes.create_string_buffer(256)
+    _check(_libc.fstatfs(fd, buf), "fstatfs", shown)
+    return ctypes.c_long.from_buffer(buf).value
+
+
+SECCOMP_SET_MODE_FILTER = 1
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def seccomp_set_filter(program: bytes, flags: int) -> int:
+    """Load a classic BPF program (struct sock_filter, 8 bytes each) as this thread's seccomp
+    filter. Returns what the kernel returns: the listener fd with SECCOMP_FILTER_FLAG_NEW_LISTENER,
+    else 0. No allocation but a ctypes buffer: safe after pivot_root."""
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = _SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+    return _check(_libc.syscall(_NR_PROC["seccomp"], SECCOMP_SET_MODE_FILTER, ctypes.c_ulong(flags),
+                                ctypes.byref(fprog)), "seccomp(SECCOMP_SET_MODE_FILTER)")
+
+
+def set_mempolicy(mode: int, nodes: list[int], *, hint: str | None = None) -> None:
+    """set_mempolicy(2): mode (with its MPOL_F_* flags ORed in) and the node mask."""
+    maxnode = (max(nodes) + 1) if nodes else 0
+    words = (ctypes.c_ulong * max(1, (maxnode + 63) // 64))()
+    for node in nodes:
+        words[node // 64] |= 1 << (node % 64)
+    # The kernel reads maxnode - 1 bits (a historical off-by-one every caller adds one for).
+    result = _libc.syscall(_NR_PROC["set_mempolicy"], ctypes.c_int(mode),
+                           words if nodes else None, ctypes.c_ulong(maxnode + 1 if nodes else 0))
+    _check(result, "set_mempolicy", None, hint)

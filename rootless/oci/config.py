@@ -1,5 +1,9 @@
-"""Loading a bundle: find config.json and the rootfs, parse, validate against the OCI schema,
-then check what the schema cannot express. Pure apart from reading the files."""
+"""Loading a bundle: find config.json and the rootfs, parse, read it as runc does (normalize),
+validate against the OCI schema, then check what the schema cannot express. Pure apart from
+reading the files.
+
+The rule for every check here and in the schema: never refuse a config that runc and crun both
+run (docs/differences-from-runc.md, "Validation")."""
 
 from rootless import jsonlite as json
 import os
@@ -10,10 +14,12 @@ NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "t
 
 
 class Bundle:
-    def __init__(self, path: str, config: dict, rootfs: str):
+    def __init__(self, path: str, config: dict, rootfs: str, warnings: tuple = (), notes: tuple = ()):
         self.path = path
         self.config = config
         self.rootfs = rootfs
+        self.warnings = warnings  # for the --log file (or stderr), where runc warns
+        self.notes = notes        # for --debug, where runc logs at debug level
 
 
 def load_bundle(bundle: str | None, config_file: str | None = None) -> Bundle:
@@ -32,6 +38,7 @@ def load_bundle(bundle: str | None, config_file: str | None = None) -> Bundle:
         config = json.loads(raw)
     except ValueError as err:
         raise ConfigError(f"{config_path}: invalid JSON: {err}") from None
+    warnings, notes = normalize(config)
     from rootless.oci.schema import check_config
     check_config(config)
     check_semantics(config)
@@ -40,7 +47,54 @@ def load_bundle(bundle: str | None, config_file: str | None = None) -> Bundle:
     rootfs = os.path.realpath(rootfs)
     if not os.path.isdir(rootfs):
         raise ConfigError(f"rootfs {rootfs}: no such directory (root.path in {config_path})")
-    return Bundle(path, config, rootfs)
+    return Bundle(path, config, rootfs, tuple(warnings), tuple(notes))
+
+
+def drop_nulls(node) -> None:
+    """Remove, in place, every object member whose value is null: Go's decoder (runc) reads a
+    null as the zero value, the same as an absent member, and crun's parser skips it, so
+    `"timeOffsets": null` means no offsets. Nulls inside arrays stay (and fail validation)."""
+    if isinstance(node, dict):
+        for key in [key for key, value in node.items() if value is None]:
+            del node[key]
+        node = node.values()
+    for value in node:
+        if isinstance(value, (dict, list)):
+            drop_nulls(value)
+
+
+def normalize(config) -> tuple[list[str], list[str]]:
+    """Read config.json as runc does, in place, before validation: (warnings, debug notes)."""
+    warnings: list[str] = []
+    notes: list[str] = []
+    if not isinstance(config, (dict, list)):
+        return warnings, notes
+    drop_nulls(config)
+    if not isinstance(config, dict):
+        return warnings, notes
+    for mount in config.get("mounts") or ():
+        destination = mount.get("destination") if isinstance(mount, dict) else None
+        if isinstance(destination, str) and destination and not destination.startswith("/"):
+            # runc 1.1 and 1.2 take it as relative to /, with this warning (word for word)
+            warnings.append(f"mount destination {destination} is not absolute. Support for non-absolute "
+                            "mount destinations will be removed in a future release.")
+            mount["destination"] = "/" + destination
+    linux = config.get("linux")
+    seccomp = linux.get("seccomp") if isinstance(linux, dict) else None
+    rules = seccomp.get("syscalls") if isinstance(seccomp, dict) else None
+    if isinstance(seccomp, dict) and "listenerPath" in seccomp and not any(
+            isinstance(rule, dict) and rule.get("action") == "SCMP_ACT_NOTIFY" for rule in rules or ()):
+        # runc and crun connect to the agent only for a filter that notifies
+        notes.append(f"linux.seccomp.listenerPath {seccomp['listenerPath']} is not used: no rule has SCMP_ACT_NOTIFY")
+        seccomp.pop("listenerPath")
+        seccomp.pop("listenerMetadata", None)
+    personality = linux.get("personality") if isinstance(linux, dict) else None
+    if isinstance(personality, dict) and personality.get("flags"):
+        # current runc's warning, word for word (1.1.5 ignores them silently)
+        shown = " ".join(map(str, personality["flags"])) if isinstance(personality["flags"], list) else personality["flags"]
+        warnings.append(f"ignoring unsupported personality flags: [{shown}] because personality flag has not "
+                        "supported at this time")
+    return warnings, notes
 
 
 # Fields this build does not honour yet: refused by name rather than silently ignored.
@@ -69,8 +123,8 @@ def check_semantics(config: dict) -> None:
     if not process.get("cwd", "/").startswith("/"):
         raise ConfigError(f"config.json: process.cwd {process['cwd']!r} must be an absolute path")
     for mount in config.get("mounts", []):
-        if not mount.get("destination", "").startswith("/"):
-            raise ConfigError(f"config.json: mount destination {mount.get('destination')!r} must be an absolute path")
+        if not mount.get("destination"):  # a relative one was made absolute by normalize, as runc does
+            raise ConfigError("config.json: a mount has no destination")
     if "linux" not in config:
         raise ConfigError("config.json: linux is required (this runtime runs Linux containers)")
     seen = set()
@@ -78,7 +132,13 @@ def check_semantics(config: dict) -> None:
         if ns["type"] in seen:
             raise ConfigError(f"config.json: namespace {ns['type']} is listed twice in linux.namespaces")
         seen.add(ns["type"])
+    if "mount" not in seen and (config["linux"].get("maskedPaths") or config["linux"].get("readonlyPaths")):
+        # runc's words for this case (its config validator).
+        raise ConfigError("config.json: unable to restrict sys entries without a private MNT namespace "
+                          "(maskedPaths and readonlyPaths need a mount namespace in linux.namespaces)")
     if "mount" not in seen:
+        # Stricter than runc on purpose: runc, as root, would make the mounts in the caller's
+        # mount namespace and chroot (docs/differences-from-runc.md, "Filesystem").
         raise ConfigError("config.json: linux.namespaces must include a mount namespace (the rootfs needs one)")
     for field in ("hostname", "domainname"):
         if config.get(field) and "uts" not in seen:

@@ -62,6 +62,9 @@ class Mount:
 
     kind = "mount"
     copy_up = False     # tmpcopyup: fill the new tmpfs with what the destination held
+    # Mounted writable, made read-only later: a tmpfs once filled and its mode set, /dev once
+    # its nodes exist (rootless.rootfs.apply.finish). runc's order.
+    writable_first = False
     idmap = None        # (uidMappings, gidMappings, recursive) for an idmapped bind mount
 
     def __init__(self, destination: str, fstype: str | None, source: str | None, flags: int, data: str,
@@ -149,6 +152,8 @@ def plan_mount(entry: dict, bundle: str) -> Mount:
         flags |= sc.MS_BIND
     op = Mount(destination, None if bind else fstype, source, flags, ",".join(data), propagation, bind,
                None if bind else _HOST_FALLBACK.get(fstype or ""), recursive)
+    if not bind and (fstype == "tmpfs" or os.path.normpath(destination) == "/dev"):
+        op.writable_first = True
     if "tmpcopyup" in options:
         if bind or fstype != "tmpfs":
             raise ConfigError(f"config.json: mount {destination}: option tmpcopyup needs a tmpfs mount")
@@ -170,6 +175,8 @@ def plan_devices(linux: dict, *, with_defaults: bool) -> list[Device]:
         devices = {path: Device(path, kind, major, minor, 0o666, 0, 0) for path, kind, major, minor in DEFAULT_DEVICES}
     for entry in linux.get("devices", []):
         path = entry["path"]
+        if os.path.normpath(path) == "/dev/ptmx":  # as runc: always the link to pts/ptmx, never a node
+            continue
         if entry["type"] not in ("c", "b", "u", "p"):
             raise ConfigError(f"config.json: device {path}: unknown type {entry['type']!r}")
         devices[path] = Device(path, entry["type"], entry.get("major", 0), entry.get("minor", 0),
@@ -185,11 +192,13 @@ def plan_rootfs(config: dict, bundle: str) -> list:
         # linux.mountLabel (SELinux, checked active by rootless.process.attrs): runc labels these.
         if not op.bind and op.fstype in ("tmpfs", "devpts", "mqueue"):
             op.data = ",".join(filter(None, [op.data, f'context="{label}"']))
-    fresh_dev = any(m.destination == "/dev" for m in plan)
-    # A fresh /dev tmpfs gets runc's default nodes and links; config devices come in any case.
-    plan += plan_devices(config.get("linux", {}), with_defaults=fresh_dev)
-    if fresh_dev:
-        plan += [Symlink(target, path) for target, path in DEV_SYMLINKS]
+    dev = [m for m in plan if os.path.normpath(m.destination) == "/dev"]
+    if dev and dev[-1].bind:
+        return plan  # the host's /dev (or another tree) as it is: runc makes no nodes in it either
+    # runc's default nodes and links, and the config's devices, go into the /dev there is: a
+    # fresh one, or the image's own when the config mounts none (as runc makes them there).
+    plan += plan_devices(config.get("linux", {}), with_defaults=True)
+    plan += [Symlink(target, path) for target, path in DEV_SYMLINKS]
     return plan
 
 

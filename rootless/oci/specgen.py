@@ -1,14 +1,19 @@
 """The config.json template `rootless spec` writes: runc's, with a busybox-friendly command.
 
-The rootless variant keeps a user namespace without mappings: rootless maps the caller to root
-and adds the caller's /etc/subuid and /etc/subgid ranges itself.
+The rootless variant maps container root to the caller, one ID, as `runc spec --rootless`
+does (clients append their subordinate ranges to that list). Where runc 1.1.5 and current runc
+differ (ambient capabilities, /sys/devices/virtual/tpm), this follows current runc; what still
+differs from runc is listed, with the reason, in docs/differences-from-runc.md ("Process").
 """
+
+import os
 
 from rootless import OCI_VERSION
 
 DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 MASKED_PATHS = ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"]
+                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
+                "/sys/devices/virtual/tpm"]
 READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 
 
@@ -22,6 +27,12 @@ def default_spec(rootless: bool, args: list[str] | None = None, terminal: bool =
     namespaces = [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")]
     if rootless:
         namespaces.append({"type": "user"})
+    linux = {}
+    if rootless:
+        # runc's key order: the maps come first in its linux object.
+        linux["uidMappings"] = [{"containerID": 0, "hostID": os.geteuid(), "size": 1}]
+        linux["gidMappings"] = [{"containerID": 0, "hostID": os.getegid(), "size": 1}]
+    linux.update(namespaces=namespaces, maskedPaths=list(MASKED_PATHS), readonlyPaths=list(READONLY_PATHS))
     return {
         "ociVersion": OCI_VERSION,
         "process": {
@@ -48,9 +59,5 @@ def default_spec(rootless: bool, args: list[str] | None = None, terminal: bool =
             {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
              "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
         ],
-        "linux": {
-            "namespaces": namespaces,
-            "maskedPaths": list(MASKED_PATHS),
-            "readonlyPaths": list(READONLY_PATHS),
-        },
+        "linux": linux,
     }

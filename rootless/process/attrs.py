@@ -1,10 +1,17 @@
 """Process and kernel attributes beyond the basics: sysctl rules, personality, scheduler, I/O
-priority, time namespace offsets and LSM labels.
+priority, NUMA memory policy, CPU affinity, time namespace offsets and LSM labels.
 
 Checking is pure and runs on config.json before anything exists (config.check_semantics);
 applying is small and runs where each attribute belongs: time offsets in the namespace stage
 (after unshare(CLONE_NEWTIME), before any process enters the namespace), personality,
-scheduler and I/O priority at the start of the init, LSM exec labels just before "ready".
+scheduler, I/O priority and memory policy at the start of the init (and of exec's process),
+LSM exec labels just before "ready".
+
+CPU affinity follows current runc: the runtime's caller may be pinned to some CPUs (a pinned
+kubelet or shell), and that pinning must not leak into the container, so the init and exec's
+process start from every CPU the kernel allows them (their cpuset). process.execCPUAffinity is
+for `exec` only (the spec: "not applicable to the container's init process"): `initial` while
+exec joins the container, `final` for the process from its execve on.
 """
 
 import os
@@ -27,6 +34,12 @@ SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02, "SC
                "SCHED_FLAG_KEEP_POLICY": 0x08, "SCHED_FLAG_KEEP_PARAMS": 0x10}
 IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
 TIME_CLOCKS = ("monotonic", "boottime")
+
+MEMORY_POLICY_MODES = {"MPOL_DEFAULT": 0, "MPOL_PREFERRED": 1, "MPOL_BIND": 2, "MPOL_INTERLEAVE": 3,
+                       "MPOL_LOCAL": 4, "MPOL_PREFERRED_MANY": 5, "MPOL_WEIGHTED_INTERLEAVE": 6}
+MEMORY_POLICY_FLAGS = {"MPOL_F_NUMA_BALANCING": 1 << 13, "MPOL_F_RELATIVE_NODES": 1 << 14,
+                       "MPOL_F_STATIC_NODES": 1 << 15}
+_MAX_IDS = 1 << 16            # CPUs and memory nodes: far beyond any machine (CONFIG_NR_CPUS <= 8192)
 
 APPARMOR_ENABLED = "/sys/module/apparmor/parameters/enabled"
 SELINUX_MOUNT = "/sys/fs/selinux"
@@ -57,9 +70,7 @@ def personality_value(personality: dict) -> int:
     domain = personality.get("domain")
     if domain not in PERSONALITY_DOMAINS:
         raise ConfigError(f"config.json: linux.personality.domain {domain!r} must be LINUX or LINUX32")
-    if personality.get("flags"):
-        raise ConfigError(f"config.json: linux.personality.flags {personality['flags']}: the runtime spec "
-                          "defines no flag values yet")
+    # flags: the spec defines no values yet; runc and crun ignore them (rootless.oci.config warns)
     return PERSONALITY_DOMAINS[domain]
 
 
@@ -114,6 +125,49 @@ def time_offsets_text(offsets: dict) -> str:
     return "".join(lines)
 
 
+def id_list(text: str, where: str) -> list[int]:
+    """A CPU or node list as the spec writes it ("0-3,7"), sorted; "" is the empty list."""
+    ids: set[int] = set()
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            continue
+        first, dash, last = part.partition("-")
+        if not first.isdigit() or (dash and not last.isdigit()):
+            raise ConfigError(f"config.json: {where} {text!r} is not a list like 0-3,7")
+        low, high = int(first), int(last) if dash else int(first)
+        if low > high or high >= _MAX_IDS:
+            raise ConfigError(f"config.json: {where} {text!r}: the range {part} is empty or too large")
+        ids.update(range(low, high + 1))
+    return sorted(ids)
+
+
+def memory_policy_args(policy: dict) -> tuple[int, list[int]]:
+    """linux.memoryPolicy as set_mempolicy's mode (flags ORed in) and node list."""
+    mode = policy.get("mode")
+    if mode not in MEMORY_POLICY_MODES:
+        raise ConfigError(f"config.json: linux.memoryPolicy.mode {mode!r} is not a memory policy mode "
+                          f"(known: {', '.join(MEMORY_POLICY_MODES)})")
+    value = MEMORY_POLICY_MODES[mode]
+    for flag in policy.get("flags") or ():
+        if flag not in MEMORY_POLICY_FLAGS:
+            raise ConfigError(f"config.json: linux.memoryPolicy.flags: {flag!r} is not a memory policy flag "
+                              f"(known: {', '.join(MEMORY_POLICY_FLAGS)})")
+        value |= MEMORY_POLICY_FLAGS[flag]
+    nodes = id_list(policy.get("nodes") or "", "linux.memoryPolicy.nodes")
+    if mode in ("MPOL_DEFAULT", "MPOL_LOCAL") and nodes:
+        raise ConfigError(f"config.json: linux.memoryPolicy: {mode} takes no nodes")
+    if mode in ("MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_PREFERRED_MANY", "MPOL_WEIGHTED_INTERLEAVE") and not nodes:
+        raise ConfigError(f"config.json: linux.memoryPolicy: {mode} needs nodes")
+    return value, nodes
+
+
+def cpu_affinity(process: dict) -> tuple[list[int] | None, list[int] | None]:
+    """process.execCPUAffinity as (initial, final) CPU lists; None where unset or empty."""
+    affinity = process.get("execCPUAffinity") or {}
+    return tuple(id_list(affinity[key], f"process.execCPUAffinity.{key}") or None if affinity.get(key) else None
+                 for key in ("initial", "final"))
+
+
 def apparmor_enabled(path: str = APPARMOR_ENABLED) -> bool:
     try:
         with open(path, "rb") as f:
@@ -150,6 +204,9 @@ def check(config: dict) -> None:
         scheduler_args(process["scheduler"])
     if process.get("ioPriority"):
         ioprio_value(process["ioPriority"])
+    if linux.get("memoryPolicy"):
+        memory_policy_args(linux["memoryPolicy"])
+    cpu_affinity(process)
     if linux.get("timeOffsets"):
         if "time" not in namespaces:
             raise ConfigError("config.json: linux.timeOffsets needs a time namespace in linux.namespaces")
@@ -173,8 +230,13 @@ _PRIVILEGE_HINT = "the host's root or CAP_SYS_NICE is needed for it; rootless co
 
 
 def apply_process(config: dict) -> None:
-    """In the init: personality, scheduler and I/O priority, all inherited across execve."""
+    """In the init and exec's process: personality, scheduler, I/O priority and memory policy,
+    all inherited across execve."""
     linux, process = config["linux"], config["process"]
+    if linux.get("memoryPolicy"):
+        mode, nodes = memory_policy_args(linux["memoryPolicy"])
+        sc.set_mempolicy(mode, nodes, hint="linux.memoryPolicy: are the nodes online and in this cpuset "
+                                           "(Mems_allowed_list in /proc/self/status)?")
     if linux.get("personality"):
         sc.personality(personality_value(linux["personality"]))
     if process.get("scheduler"):
@@ -199,3 +261,17 @@ def apply_exec_labels(process: dict, proc: str = "/proc") -> None:
         except OSError as err:
             raise RootlessError(f"{field}: write {path}: {err.strerror}") from None
 
+
+
+def set_cpus(cpus: list[int] | None, what: str) -> None:
+    """Pin this process to `cpus`; None: every CPU, which the kernel narrows to the cpuset (the
+    caller's own pinning is dropped, as current runc drops it)."""
+    try:
+        # "Every CPU": bits past the machine's CPUs are ignored by the kernel.
+        os.sched_setaffinity(0, range(max(os.cpu_count() or 1, 1024)) if cpus is None else cpus)
+    except OSError as err:
+        if cpus is None:
+            return      # every CPU is what the kernel allows anyway: keep what we have
+        listed = ",".join(map(str, cpus))
+        raise RootlessError(f"process.execCPUAffinity.{what} {listed}: sched_setaffinity: {err.strerror} "
+                            "(are these CPUs online and in the container's cpuset?)") from None

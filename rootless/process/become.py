@@ -31,6 +31,21 @@ def build_env(process: dict, listen_fds: int = 0) -> dict:
     return env
 
 
+def home_of(uid: int, passwd: str = "/etc/passwd") -> str:
+    """The home directory of `uid` in the container's passwd file, "/" when it is not listed
+    (runc's default user). Read as bytes: no codec may load after pivot_root."""
+    try:
+        with open(passwd, "rb") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return "/"
+    for line in lines:
+        fields = line.strip().split(b":")
+        if len(fields) >= 6 and fields[2].isdigit() and int(fields[2]) == uid:
+            return fields[5].decode(errors="surrogateescape")
+    return "/"
+
+
 def find_executable(name: str, env: dict, cwd: str = "/") -> str:
     """The program execve will run, looked up like runc does (PATH for bare names). Raises the
     message podman maps to exit 127."""
@@ -168,6 +183,11 @@ def become(proc: dict, load_seccomp, warnings: list, notes: list, listen_fds: in
     no_new_privs = bool(proc.get("noNewPrivileges"))
     if load_seccomp is not None and not no_new_privs:
         load_seccomp()
+    # HOME, when process.env has none (or an empty one), is the user's home in the container's
+    # passwd, as runc sets it; read while the file is still readable as the namespace's root.
+    env = build_env(proc, listen_fds)
+    if not env.get("HOME"):
+        env["HOME"] = home_of(proc.get("user", {}).get("uid", 0))
     # The user and its capabilities: the bounding set shrinks while we may (CAP_SETPCAP),
     # keepcaps carries the permitted set over the uid change.
     caps = proc.get("capabilities")
@@ -181,7 +201,6 @@ def become(proc: dict, load_seccomp, warnings: list, notes: list, listen_fds: in
         os.chdir(cwd)
     except OSError as err:
         raise RootlessError(f"chdir to cwd {cwd!r}: {err.strerror}") from None
-    env = build_env(proc, listen_fds)
     executable = find_executable(proc["args"][0], env, cwd)
     if no_new_privs:
         sc.set_no_new_privs()

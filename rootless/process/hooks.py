@@ -10,8 +10,11 @@ Who runs which kind, and when (the spec's "POSIX-platform Hooks"; see rootless.c
   poststart                `start` (and `run`) once the init is released; a failure warns
   poststop                 `delete` once the container is stopped, before its state goes; warns
 
-A hook gets exactly its `args` (args[0] is argv[0]; [path] without args) and exactly its `env`
-(empty without env), the state JSON on stdin, and its own process group, killed on `timeout`.
+A hook gets exactly its `args` (args[0] is argv[0]; [path] without args) and exactly its `env`;
+without `env` (absent or null; `[]` is an empty environment), the environment of whoever runs
+it, as with runc: the runtime's for the kinds the CLI process runs, the container process's for
+createContainer and startContainer (runc's init runs them with the process's environment in
+place, startContainer with HOME already set). It gets the state JSON on stdin, and its own process group, killed on `timeout`.
 It runs through fork and exec, not subprocess (a heavy import on the lifecycle path), and the
 init imports this module before pivot_root like everything else it uses.
 """
@@ -38,15 +41,17 @@ class HookError(RootlessError):
 
 def check(hooks: dict) -> None:
     """What the schema cannot say: paths are absolute (the spec extends execv there) and env
-    entries are NAME=VALUE."""
+    entries have a name. An entry without "=" is passed as NAME= (runc and crun run it; runc
+    passes it verbatim); one with no name ("" or "=x") is refused: execve from Python cannot
+    pass it."""
     for kind in KINDS:
         for index, hook in enumerate(hooks.get(kind) or ()):
             where = f"config.json: hooks.{kind}[{index}]"
             if not hook["path"].startswith("/"):
                 raise ConfigError(f"{where}.path {hook['path']!r} must be an absolute path")
             for item in hook.get("env", ()):
-                if "=" not in item or item.startswith("="):
-                    raise ConfigError(f"{where}.env: {item!r} is not NAME=VALUE")
+                if not item.partition("=")[0]:
+                    raise ConfigError(f"{where}.env: {item!r} has no name (NAME=VALUE)")
 
 
 def wanted(hooks: dict | None, kinds: tuple[str, ...]) -> bool:
@@ -80,16 +85,17 @@ def load(state_dir: str) -> dict:
         return {}
 
 
-def run_all(kind: str, hooks: dict | None, state: dict, warn=None) -> None:
+def run_all(kind: str, hooks: dict | None, state: dict, warn=None, env: dict | None = None) -> None:
     """Run the hooks of one kind in order. The first failure raises HookError, unless `warn` is
-    given: then each failure is warned about and the rest still run (poststart, poststop)."""
+    given: then each failure is warned about and the rest still run (poststart, poststop).
+    env: what a hook without `env` gets (default: this process's environment)."""
     entries = (hooks or {}).get(kind) or ()
     if not entries:
         return
     data = json.dumps(state).encode()
     for index, hook in enumerate(entries):
         try:
-            run_one(describe(kind, index, hook), hook, data)
+            run_one(describe(kind, index, hook), hook, data, env)
         except HookError as err:
             if warn is None:
                 raise
@@ -103,10 +109,13 @@ def failure(name: str, status: int, stderr: bytes) -> str:
     return f"{name} failed: {how}" + (f": {first}" if first else "")
 
 
-def run_one(name: str, hook: dict, state_json: bytes) -> None:
+def run_one(name: str, hook: dict, state_json: bytes, default_env: dict | None = None) -> None:
     path = hook["path"]
     argv = list(hook.get("args") or [path])
-    env = dict(item.partition("=")[::2] for item in hook.get("env", ()))
+    if hook.get("env") is None:
+        env = runtime_environment() if default_env is None else default_env
+    else:
+        env = dict(item.partition("=")[::2] for item in hook["env"])
     timeout = hook.get("timeout")
     stdin_r, stdin_w = os.pipe()
     out_r, out_w = os.pipe()
@@ -135,6 +144,17 @@ def run_one(name: str, hook: dict, state_json: bytes) -> None:
                     pass
     if status != 0:
         raise HookError(failure(name, status, stderr))
+
+
+def runtime_environment() -> dict:
+    """This process's environment as its caller gave it. Python's start-up coerces a C locale to
+    C.UTF-8 and says so in the environment (PEP 538): a hook of runc's would not see that
+    LC_CTYPE, so it goes, unless the caller's locale settings show it was the caller's own."""
+    env = dict(os.environ)
+    if env.get("LC_CTYPE") == "C.UTF-8" and not env.get("LC_ALL") and env.get("LANG", "C") in ("C", "POSIX") \
+            and env.get("PYTHONCOERCECLOCALE") != "0":
+        del env["LC_CTYPE"]
+    return env
 
 
 def _child(path: str, argv: list[str], env: dict, stdin_r: int, out_w: int, err_w: int, exec_w: int) -> None:

@@ -8,21 +8,30 @@ Three steps, each where the caller can afford it:
   costs about 10 ms (ctypes.util, which brings subprocess, shutil and tempfile, then two runs of
   `ldconfig -p` to find libc and libseccomp), so it is imported in compile only, and compile
   must run before pivot_root: after the root switch an import would read the container's files.
-- `load` hands the compiled filter to the kernel: one C call, no import, no file access, so it
-  can run after pivot_root, where runc's order puts it (see its docstring). The filter is plain
-  memory: compiled before a fork, it loads in the child as well.
+- `load` hands the compiled program to the kernel: one system call, no import, no file access,
+  so it can run after pivot_root, where runc's order puts it (see its docstring). The program
+  is plain bytes: compiled before a fork, it loads in the child as well.
 
 Behaviour follows runc (libcontainer/seccomp): syscall names this libseccomp does not know are
-skipped (profiles list syscalls of newer kernels), a rule whose action is the default action is
+skipped, as runc and crun skip them (profiles list syscalls of newer kernels; `--debug` names
+them), an errnoRet beside an action that takes none is ignored, a rule whose action is the default action is
 skipped (libseccomp refuses it), a rule that tests one argument twice becomes one rule per
 condition (libseccomp refuses them in one rule; separate rules OR them), and libseccomp is told
 not to set no_new_privs itself: process.noNewPrivileges decides that.
+
+As runc does (libcontainer/seccomp/patchbpf), the BPF libseccomp generates gets a stub in front
+of it: a system call numbered above every call the profile names, per listed architecture, fails
+with ENOSYS instead of meeting the default action. A profile is written against a list of known
+calls; a call newer than that list must look absent, not forbidden, so that the C library falls
+back to the older call (clone3 to clone, openat2 to openat, faccessat2 to faccessat). The stub
+is skipped where the default action lets calls through anyway (ALLOW, LOG, TRACE) or already
+returns ENOSYS.
 """
 
 import errno
 import os
 
-from rootless.errors import ConfigError, RootlessError
+from rootless.errors import ConfigError, RootlessError, SyscallError
 
 # Actions as libseccomp encodes them (seccomp.h). ERRNO and TRACE carry 16 bits of data.
 ACTIONS = {
@@ -70,6 +79,13 @@ ARCHITECTURES = {
     "SCMP_ARCH_SHEB": _EM["SH"],
 }
 
+# The kernel's flags for seccomp(SECCOMP_SET_MODE_FILTER) (linux/seccomp.h). TSYNC is not passed,
+# as runc does not pass it: the init is single-threaded, and the kernel refuses TSYNC together
+# with NEW_LISTENER.
+_KERNEL_FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 0, "SECCOMP_FILTER_FLAG_LOG": 2, "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4,
+                 "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": 32}
+_FLAG_NEW_LISTENER = 8
+_BPF_MAXINSNS = 4096
 # libseccomp's filter attributes (enum scmp_filter_attr).
 _ATTR_NNP, _ATTR_OPTIMIZE, _ATTR_SYSRAWRC = 3, 8, 9
 FLAGS = {
@@ -85,16 +101,6 @@ OPERATORS = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ"
 _MAX_ARGS = 6                 # a system call has six arguments
 _UINT64 = (1 << 64) - 1
 _NR_SCMP_ERROR = -1           # what libseccomp resolves an unknown syscall name to
-# System calls Linux gained after the tables of Debian 12's libseccomp (2.5.4). Profiles of
-# newer engines list them, and runc skips every name it cannot resolve: these are skipped with
-# a warning. Any other unknown name is a mistake in the profile (a typo would otherwise silently
-# leave a call unfiltered), and is refused.
-NEWER_SYSCALLS = frozenset((
-    "cachestat", "fchmodat2", "map_shadow_stack", "futex_wake", "futex_wait", "futex_requeue",
-    "statmount", "listmount", "lsm_get_self_attr", "lsm_set_self_attr", "lsm_list_modules", "mseal",
-    "setxattrat", "getxattrat", "listxattrat", "removexattrat", "open_tree_attr", "uretprobe",
-    "memfd_secret", "process_mrelease", "futex_waitv", "set_mempolicy_home_node",
-))
 _OPTIMIZE_FROM = 32           # runc turns on libseccomp's binary tree beyond 32 syscalls
 _WHERE = "config.json: linux.seccomp"
 
@@ -115,7 +121,7 @@ def check(seccomp: dict) -> None:
         # for an agent that has not received the listener yet.
         _fail(".defaultAction", "SCMP_ACT_NOTIFY cannot be the default action")
     if "defaultErrnoRet" in seccomp:
-        _check_errno_ret(".defaultErrnoRet", seccomp["defaultErrnoRet"], default, "defaultAction")
+        _check_errno_ret(".defaultErrnoRet", seccomp["defaultErrnoRet"], default)
     for i, arch in enumerate(_list(seccomp, "architectures")):
         if arch not in ARCHITECTURES:
             _fail(f".architectures[{i}]", f"unknown architecture {_show(arch)} (not an SCMP_ARCH_* name of the OCI spec)")
@@ -125,8 +131,8 @@ def check(seccomp: dict) -> None:
     for key in ("listenerPath", "listenerMetadata"):
         if key in seccomp and not isinstance(seccomp[key], str):
             _fail(f".{key}", "must be a string")
-    if seccomp.get("listenerMetadata") and not seccomp.get("listenerPath"):
-        _fail(".listenerMetadata", "is set but listenerPath is not")
+    # listenerMetadata without listenerPath, and listenerPath without SCMP_ACT_NOTIFY, are
+    # ignored, as runc and crun do (rootless.oci.config drops an unused listenerPath).
     if seccomp.get("listenerPath") and not seccomp["listenerPath"].startswith("/"):
         _fail(".listenerPath", f"{_show(seccomp['listenerPath'])} must be an absolute path")
     for i, rule in enumerate(_list(seccomp, "syscalls")):
@@ -137,11 +143,11 @@ def _check_rule(where: str, rule, has_listener: bool) -> None:
     if not isinstance(rule, dict):
         _fail(where, "must be an object")
     names = rule.get("names")
-    if not isinstance(names, list) or not names:
-        _fail(f"{where}.names", "must be a non-empty list of syscall names")
+    if not isinstance(names, list):  # empty: a rule that matches nothing, as in runc and crun
+        _fail(f"{where}.names", "must be a list of syscall names")
     for j, name in enumerate(names):
-        if not isinstance(name, str) or not name:
-            _fail(f"{where}.names[{j}]", "must be a non-empty string")
+        if not isinstance(name, str):
+            _fail(f"{where}.names[{j}]", "must be a string")
     action = rule.get("action")
     if action is None:
         _fail(f"{where}.action", "is required")
@@ -152,7 +158,7 @@ def _check_rule(where: str, rule, has_listener: bool) -> None:
         if "write" in names:
             _fail(f"{where}.action", "SCMP_ACT_NOTIFY cannot be used for write (the init writes after loading)")
     if "errnoRet" in rule:
-        _check_errno_ret(f"{where}.errnoRet", rule["errnoRet"], action, "action")
+        _check_errno_ret(f"{where}.errnoRet", rule["errnoRet"], action)
     args = _list(rule, "args", where)
     if len(args) > _MAX_ARGS:
         _fail(f"{where}.args", f"{len(args)} conditions, at most {_MAX_ARGS} (a syscall has {_MAX_ARGS} arguments)")
@@ -176,9 +182,9 @@ def _check_action(where: str, action) -> None:
         _fail(where, f"unknown action {_show(action)} (known: {', '.join(ACTIONS)})")
 
 
-def _check_errno_ret(where: str, value, action: str, action_key: str) -> None:
+def _check_errno_ret(where: str, value, action: str) -> None:
     if action not in _ERRNO_ACTIONS:
-        _fail(where, f"only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take an errno, and {action_key} is {action}")
+        return  # runc and crun ignore it there; _action drops it
     limit = _ERRNO_ACTIONS[action]
     if not _is_uint(value) or value > limit:
         _fail(where, f"must be an integer from 0 to {limit} for {action}, not {_show(value)}")
@@ -213,12 +219,35 @@ def _action(name: str, errno_ret: int | None) -> int:
     return ACTIONS[name]
 
 
-def compile(seccomp: dict) -> tuple[object, list[str]]:
-    """Build a libseccomp filter from a linux.seccomp object: (filter, warnings).
+class Program:
+    """A compiled filter: the BPF the kernel loads (sock_filter records, host byte order), the
+    flags it loads with, and whether it hands out a listener fd (SCMP_ACT_NOTIFY rules)."""
 
-    Runs check first. The filter lives in libseccomp's memory and needs nothing more to be
-    loaded: call this before pivot_root (it imports pyseccomp), then `load` it later. Errors
-    are ConfigError; the warnings name the syscalls this libseccomp does not know."""
+    def __init__(self, bpf: bytes, flags: int, notify: bool, libseccomp_filter=None):
+        self.bpf, self.flags, self.notify = bpf, flags, notify
+        self.filter = libseccomp_filter     # what libseccomp made, for --debug and tests
+
+
+def has_notify(seccomp: dict) -> bool:
+    return any(isinstance(rule, dict) and rule.get("action") == "SCMP_ACT_NOTIFY"
+               for rule in seccomp.get("syscalls") or ())
+
+
+def agent_path(seccomp: dict | None) -> str | None:
+    """The seccomp agent's socket to hand the listener to: listenerPath, when a rule notifies.
+    Without SCMP_ACT_NOTIFY rules there is no listener, and runc and crun ignore the path."""
+    if not seccomp or not seccomp.get("listenerPath") or not has_notify(seccomp):
+        return None
+    return seccomp["listenerPath"]
+
+
+def compile(seccomp: dict) -> tuple[Program, list[str]]:
+    """Build the filter of a linux.seccomp object: (program, warnings).
+
+    Runs check first. libseccomp generates the BPF, the ENOSYS stub goes in front of it, and the
+    result is plain bytes that need nothing more to be loaded: call this before pivot_root (it
+    imports pyseccomp), then `load` it later. Errors are ConfigError; the warnings (for --debug,
+    where runc logs them) name the syscalls this libseccomp does not know."""
     check(seccomp)
     import pyseccomp
 
@@ -251,7 +280,7 @@ def compile(seccomp: dict) -> tuple[object, list[str]]:
             raise ConfigError(f"{_WHERE}.flags[{i}]: {flag} is not supported by this libseccomp or kernel "
                               f"({err.strerror})") from None
 
-    newer: list[str] = []
+    unknown: list[str] = []
     numbers: dict[str, int] = {}
     added = 0
     for i, rule in enumerate(seccomp.get("syscalls") or []):
@@ -265,10 +294,7 @@ def compile(seccomp: dict) -> tuple[object, list[str]]:
                 # error here means no listed architecture knows the name.
                 numbers[name] = pyseccomp.resolve_syscall(0, name)
                 if numbers[name] == _NR_SCMP_ERROR:
-                    if name not in NEWER_SYSCALLS:
-                        raise ConfigError(f"{_WHERE}.syscalls[{i}].names: {_show(name)} is not a system call "
-                                          f"(not known to libseccomp, nor a newer Linux system call)")
-                    newer.append(name)
+                    unknown.append(name)
             if numbers[name] == _NR_SCMP_ERROR:
                 continue
             for conditions in _condition_groups(pyseccomp, rule.get("args") or []):
@@ -286,10 +312,147 @@ def compile(seccomp: dict) -> tuple[object, list[str]]:
         except OSError:
             pass                       # an older libseccomp: a linear filter works the same
     warnings = []
-    if newer:
-        warnings.append(f"seccomp: ignored {len(newer)} syscall name(s) newer than this libseccomp: "
-                        + ", ".join(newer))
-    return filt, warnings
+    if unknown:
+        warnings.append(f"seccomp: ignored {len(unknown)} syscall name(s) this libseccomp does not know: "
+                        + ", ".join(map(_show, unknown)))
+    bpf = _export(filt)
+    if _wants_enosys_stub(seccomp):
+        last = _last_syscalls(pyseccomp, seccomp, warnings)
+        if last:
+            bpf = enosys_stub(last) + bpf
+    if len(bpf) // 8 > _BPF_MAXINSNS:
+        raise ConfigError(f"{_WHERE}: the filter takes {len(bpf) // 8} BPF instructions, more than the "
+                          f"kernel's {_BPF_MAXINSNS}: merge rules or drop argument conditions")
+    flags = 0
+    for flag in seccomp.get("flags") or ():
+        flags |= _KERNEL_FLAGS[flag]
+    notify = has_notify(seccomp)
+    if notify:
+        flags |= _FLAG_NEW_LISTENER
+    else:
+        # The kernel takes it only with a listener; without one it has nothing to change.
+        flags &= ~_KERNEL_FLAGS["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]
+    return Program(bpf, flags, notify, filt), warnings
+
+
+def _export(filt) -> bytes:
+    """libseccomp's BPF for the filter, through a memfd (seccomp_export_bpf writes to an fd)."""
+    fd = os.memfd_create("seccomp-bpf", os.MFD_CLOEXEC)
+    try:
+        class _Fd:
+            def fileno(self):
+                return fd
+        try:
+            filt.export_bpf(_Fd())
+        except OSError as err:
+            raise ConfigError(f"{_WHERE}: libseccomp cannot generate the filter: {err.strerror}") from None
+        size = os.lseek(fd, 0, os.SEEK_END)
+        return os.pread(fd, size, 0)
+    finally:
+        os.close(fd)
+
+
+def _wants_enosys_stub(seccomp: dict) -> bool:
+    """runc's rule: not where the default action lets calls through (a tracer, or the log, deals
+    with new calls on its own), nor where it already returns ENOSYS."""
+    default = seccomp["defaultAction"]
+    if default in ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_TRACE"):
+        return False
+    return not (default == "SCMP_ACT_ERRNO" and seccomp.get("defaultErrnoRet") == errno.ENOSYS)
+
+
+_X86_64 = ARCHITECTURES["SCMP_ARCH_X86_64"]
+_X32 = ARCHITECTURES["SCMP_ARCH_X32"]
+_S390 = (ARCHITECTURES["SCMP_ARCH_S390"], ARCHITECTURES["SCMP_ARCH_S390X"])
+_X32_SYSCALL_BIT = 0x40000000
+
+
+def _last_syscalls(pyseccomp, seccomp: dict, warnings: list) -> dict[int, dict[int, int]]:
+    """The highest system call number the profile names, per listed architecture: {AUDIT_ARCH
+    value: {libseccomp token: number}}. x32 shares x86_64's AUDIT_ARCH value (its calls carry
+    bit 30), so that key may hold two tokens. Only listed architectures count, as in runc: any
+    other meets libseccomp's bad-architecture action anyway."""
+    names = {name for rule in seccomp.get("syscalls") or () for name in rule["names"]}
+    last: dict[int, dict[int, int]] = {}
+    for arch in dict.fromkeys(seccomp.get("architectures") or ()):
+        token = ARCHITECTURES[arch]
+        native = _X86_64 if token == _X32 else token
+        numbers = [pyseccomp.resolve_syscall(token, name) for name in names]
+        highest = max((n for n in numbers if n > 0), default=0)
+        if highest:
+            last.setdefault(native, {})[token] = highest
+        else:
+            warnings.append(f"seccomp: no system call of the profile exists on {arch}: no ENOSYS stub for it")
+    return last
+
+
+# Classic BPF (linux/filter.h): load word at absolute offset, jumps against a constant, return.
+_LD_ABS, _JA, _JEQ, _JGT, _JSET, _RET = 0x20, 0x05, 0x15, 0x25, 0x45, 0x06
+_NR_OFFSET, _ARCH_OFFSET = 0, 4          # struct seccomp_data
+_RET_ENOSYS = ACTIONS["SCMP_ACT_ERRNO"] | errno.ENOSYS
+
+
+def enosys_stub(last: dict[int, dict[int, int]]) -> bytes:
+    """The instructions that go before libseccomp's filter: per architecture, a call numbered
+    above the last one the profile knows returns ENOSYS; everything else falls through to the
+    filter, which starts right after the stub (BPF jumps only forward, so prepending keeps the
+    filter's own jumps valid). Laid out with labels, then encoded."""
+    code: list[tuple] = [("ld", _ARCH_OFFSET)]
+    for i, native in enumerate(last):
+        code.append(("jmp", _JEQ, native, f"arch{i}", None))
+    code.append(("ja", "filter"))
+    for i, (native, tokens) in enumerate(last.items()):
+        code += [("label", f"arch{i}"), ("ld", _NR_OFFSET)]
+        if native in _S390:
+            # s390 multiplexes unknown large numbers onto setup(2), number 0: runc answers it too.
+            code.append(("jmp", _JEQ, 0, "enosys", None))
+        if native == _X86_64:
+            x86_64, x32 = tokens.get(_X86_64), tokens.get(_X32)
+            if x86_64 and x32:
+                code += [("jmp", _JSET, _X32_SYSCALL_BIT, f"x32_{i}", None),
+                         ("jmp", _JGT, x86_64, "enosys", "filter"),
+                         ("label", f"x32_{i}"),
+                         ("jmp", _JGT, x32, "enosys", "filter")]
+            elif x86_64:
+                code += [("jmp", _JSET, _X32_SYSCALL_BIT, "filter", None),
+                         ("jmp", _JGT, x86_64, "enosys", "filter")]
+            else:
+                code += [("jmp", _JSET, _X32_SYSCALL_BIT, None, "filter"),
+                         ("jmp", _JGT, x32, "enosys", "filter")]
+        else:
+            code.append(("jmp", _JGT, tokens[native], "enosys", "filter"))
+    code += [("label", "enosys"), ("ret", _RET_ENOSYS), ("label", "filter")]
+    return _assemble(code)
+
+
+def _assemble(code: list[tuple]) -> bytes:
+    import struct
+
+    labels, pc = {}, 0
+    for op in code:
+        if op[0] == "label":
+            labels[op[1]] = pc
+        else:
+            pc += 1
+    out, pc = [], 0
+    for op in code:
+        kind = op[0]
+        if kind == "label":
+            continue
+        if kind == "ld":
+            out.append(struct.pack("=HBBI", _LD_ABS, 0, 0, op[1]))
+        elif kind == "ret":
+            out.append(struct.pack("=HBBI", _RET, 0, 0, op[1]))
+        elif kind == "ja":
+            out.append(struct.pack("=HBBI", _JA, 0, 0, labels[op[1]] - pc - 1))
+        else:
+            _, jump, k, true, false = op
+            offsets = [0 if target is None else labels[target] - pc - 1 for target in (true, false)]
+            if not all(0 <= offset <= 255 for offset in offsets):
+                raise ConfigError(f"{_WHERE}: too many architectures for the ENOSYS stub")
+            out.append(struct.pack("=HBBI", jump, offsets[0], offsets[1], k))
+        pc += 1
+    return b"".join(out)
 
 
 def _condition_groups(pyseccomp, args: list) -> list[list]:
@@ -302,31 +465,24 @@ def _condition_groups(pyseccomp, args: list) -> list[list]:
     return [[condition] for condition in conditions]
 
 
-def load(filter) -> None:
-    """Load a compiled filter into the calling thread (the init is single-threaded).
+def load(program: Program) -> int:
+    """Load a compiled program into the calling thread (the init is single-threaded). Returns
+    the listener fd when the program notifies (SCMP_ACT_NOTIFY rules), else -1.
 
-    No import, no file access: safe after pivot_root. The kernel accepts the filter only from a
-    process that has no_new_privs set or CAP_SYS_ADMIN in its user namespace; libseccomp is told
-    not to set no_new_privs itself, so the caller orders it: with process.noNewPrivileges, load
-    after setting it, as late as possible before exec; without it, load while the init still has
-    CAP_SYS_ADMIN, before switching user and dropping capabilities (runc's order)."""
+    One system call, no import, no file access: safe after pivot_root. The kernel accepts the
+    filter only from a process that has no_new_privs set or CAP_SYS_ADMIN in its user namespace;
+    the caller orders it: with process.noNewPrivileges, load after setting it, as late as
+    possible before exec; without it, load while the init still has CAP_SYS_ADMIN, before
+    switching user and dropping capabilities (runc's order)."""
+    # Loaded already by whoever loads a filter (the init and exec's stage import it before the
+    # root changes): a lookup in sys.modules, no file read. `check` callers never pay for ctypes.
+    from rootless.linux import syscalls as sc
     try:
-        filter.load()
-    except OSError as err:
+        fd = sc.seccomp_set_filter(program.bpf, program.flags)
+    except SyscallError as err:
         hint = " (loading needs no_new_privs or CAP_SYS_ADMIN)" if err.errno == errno.EACCES else ""
         raise RootlessError(f"seccomp: load filter: {os.strerror(err.errno)}{hint}") from None
-
-
-
-def notify_fd(filter) -> int:
-    """The listener fd of a loaded filter with SCMP_ACT_NOTIFY rules. pyseccomp wraps libseccomp's
-    seccomp_notify_fd but exposes no method for it: call it on the filter's context. pyseccomp
-    is loaded already (compile), so this reads no file and is safe after pivot_root."""
-    import pyseccomp
-    fd = pyseccomp._libseccomp.seccomp_notify_fd(filter._filter)
-    if fd < 0:
-        raise RootlessError(f"seccomp: the filter has no notification fd: {os.strerror(-fd)}")
-    return fd
+    return fd if program.notify else -1
 
 
 def supported() -> tuple[list[str], list[str]]:

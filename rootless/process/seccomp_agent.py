@@ -19,14 +19,13 @@ def load_and_hand_over(seccomp_filter, sock, socket_module, config: dict, *, con
                        status: str, pid: int, init_pid: int) -> None:
     """Load the filter, then send the agent its notification fd. pid: the host PID of the
     process the filter is for; init_pid: the container's (the same for the init)."""
-    seccomp.load(seccomp_filter)
+    fd = seccomp.load(seccomp_filter)
     message = {
         "ociVersion": config.get("ociVersion", ""), "fds": ["seccompFd"], "pid": pid,
         "metadata": config["linux"]["seccomp"].get("listenerMetadata", ""),
         "state": {"ociVersion": config.get("ociVersion", ""), "id": container_id, "status": status,
                   "pid": init_pid, "bundle": bundle, "annotations": config.get("annotations", {})},
     }
-    fd = seccomp.notify_fd(seccomp_filter)
     try:
         socket_module.send_fds(sock, [json.dumps(message).encode()], [fd])
     except OSError as err:

@@ -30,6 +30,14 @@ class Rootfs:
     def __init__(self, path: str):
         self.path = path
         self.fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.real = os.readlink(_fd_path(self.fd))
+
+    def inside(self, fd: int) -> str | None:
+        """Where the file open at fd lies in the rootfs (symlinks resolved), None if outside."""
+        path = os.readlink(_fd_path(fd))
+        if path == self.real:
+            return "/"
+        return path[len(self.real):] if path.startswith(self.real.rstrip("/") + "/") else None
 
     def close(self) -> None:
         os.close(self.fd)
@@ -72,24 +80,102 @@ class Rootfs:
             return  # made meanwhile by someone else: resolving again will tell
         os.close(self.make_dirs(target if target.startswith("/") else f"{parent}/{target}", depth + 1))
 
-    def make_target(self, path: str, directory: bool) -> int:
-        """O_PATH fd of a mount target: a directory, or a file for mounts of files."""
+    def make_target(self, path: str, directory: bool, _depth: int = 0) -> int:
+        """O_PATH fd of a mount target: a directory, or a file for mounts of files. A trailing
+        dangling symlink is followed inside the rootfs and its target made, as runc does."""
         if directory:
             return self.make_dirs(path)
+        if _depth > 40:
+            raise SyscallError("open", errno.ELOOP, self.path + path)
         try:
             return self.resolve(path)
         except SyscallError as err:
             if err.errno != errno.ENOENT:
                 raise
         parent = self.make_dirs(os.path.dirname(path))
+        name = os.path.basename(path)
         try:
-            os.close(os.open(os.path.basename(path), os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                             0o644, dir_fd=parent))
+            os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=parent))
         except FileExistsError:
             pass
+        except OSError as err:
+            if err.errno != errno.ELOOP:  # O_NOFOLLOW met the dangling symlink
+                raise
+            target = os.readlink(name, dir_fd=parent)
+            os.close(parent)
+            parent = None
+            inside = target if target.startswith("/") else f"{os.path.dirname(path)}/{target}"
+            os.close(self.make_target(inside, False, _depth + 1))
+        finally:
+            if parent is not None:
+                os.close(parent)
+        return self.resolve(path)
+
+    def existing_mode(self, path: str) -> int | None:
+        """Permission bits of the directory at `path`, None if there is none yet."""
+        try:
+            fd = self.resolve(path, os.O_PATH | os.O_DIRECTORY)
+        except SyscallError as err:
+            if err.errno in (errno.ENOENT, errno.ENOTDIR):
+                return None
+            raise
+        try:
+            return stat.S_IMODE(os.fstat(fd).st_mode)
+        finally:
+            os.close(fd)
+
+    def require_plain_directory(self, path: str, fstype: str) -> None:
+        """procfs and sysfs only on a real directory (or on nothing yet): a symlink there would
+        redirect them, and every later write meant for /proc, to a place the image chose (the
+        CVE-2019-16884 / CVE-2019-19921 class). runc refuses it in the same words."""
+        try:
+            parent = self.resolve(os.path.dirname(path) or "/", os.O_PATH | os.O_DIRECTORY)
+        except SyscallError as err:
+            if err.errno in (errno.ENOENT, errno.ENOTDIR):
+                return
+            raise
+        try:
+            mode = os.lstat(os.path.basename(path), dir_fd=parent).st_mode
+        except FileNotFoundError:
+            return
         finally:
             os.close(parent)
-        return self.resolve(path)
+        if not stat.S_ISDIR(mode):
+            raise RootlessError(f'mount {path}: filesystem "{fstype}" must be mounted on ordinary directory '
+                                f"(it is a {'symlink' if stat.S_ISLNK(mode) else 'file'} in the rootfs)")
+
+
+# Files under /proc a mount may cover: those lxcfs emulates (runc's list).
+_PROC_FILES_EMULATED = ("/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+                        "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev",
+                        "/proc/sys/kernel/ns_last_pid")
+
+
+def _check_proc_destination(root: Rootfs, fd: int, op: mounts.Mount) -> None:
+    """runc's checkProcMount: nothing but procfs on /proc, and nothing inside it but the files
+    lxcfs emulates. A mount over /proc/self/attr or /proc/sys would hand the container's own
+    files to writes meant for the kernel (the CVE-2019-16884 class)."""
+    inside = root.inside(fd)
+    if inside is None or not (inside == "/proc" or inside.startswith("/proc/")):
+        return
+    shown = root.path + inside
+    if inside == "/proc":
+        if op.fstype == "proc" and not op.bind or op.bind and _on_procfs(op.source):
+            return
+        raise RootlessError(f'mount {op.destination}: "{shown}" cannot be mounted because it is not of type proc')
+    if inside not in _PROC_FILES_EMULATED:
+        raise RootlessError(f'mount {op.destination}: "{shown}" cannot be mounted because it is inside /proc')
+
+
+def _on_procfs(path: str) -> bool:
+    try:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return sc.fstatfs_type(fd, path) == sc.PROC_SUPER_MAGIC
+    finally:
+        os.close(fd)
 
 
 def locked_flags(path: str) -> int:
@@ -115,16 +201,16 @@ def prepare(rootfs: str, propagation: str | None) -> None:
     sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
 
 
-def _mount_filesystem(op: mounts.Mount, target: str, shown: str) -> bool:
+def _mount_filesystem(op: mounts.Mount, target: str, shown: str, flags: int, data: str) -> bool:
     """Mount op's filesystem; True if the host's instance was bound instead."""
     try:
-        sc.mount(op.source or op.fstype, target, op.fstype, op.flags, op.data or None, shown_target=shown)
+        sc.mount(op.source or op.fstype, target, op.fstype, flags, data or None, shown_target=shown)
         return False
     except SyscallError as err:
-        if op.fstype == "devpts" and err.errno == errno.EINVAL and "gid=" in op.data:
+        if op.fstype == "devpts" and err.errno == errno.EINVAL and "gid=" in data:
             # gid=5 (tty) is not mapped in a single-ID user namespace: runc drops it too.
-            data = ",".join(o for o in op.data.split(",") if not o.startswith("gid="))
-            sc.mount(op.source or op.fstype, target, op.fstype, op.flags, data or None, shown_target=shown)
+            data = ",".join(o for o in data.split(",") if not o.startswith("gid="))
+            sc.mount(op.source or op.fstype, target, op.fstype, flags, data or None, shown_target=shown)
             return False
         if not (op.fallback_source and err.errno in (errno.EPERM, errno.EACCES, errno.EINVAL, errno.ENODEV)):
             raise
@@ -163,7 +249,24 @@ def apply_mount(root: Rootfs, op: mounts.Mount) -> None:
         # cgroup v1 needs one mount per controller, and a cgroup2 mount shows the whole
         # hierarchy without a cgroup namespace: the host's tree, bound, serves both.
         op = _host_bind(op, "/sys/fs/cgroup")
+    flags, data = op.flags, op.data
+    if op.fstype in ("proc", "sysfs") and not op.bind:
+        root.require_plain_directory(op.destination, op.fstype)
+    if op.fstype == "tmpfs" and not op.bind:
+        # A tmpfs keeps the mode of the directory it covers unless the options say otherwise
+        # (current runc: mode= of the directory goes first, a given mode= wins).
+        mode = root.existing_mode(op.destination)
+        if mode is not None:
+            data = ",".join(filter(None, [f"mode={mode:04o}", data]))
+    if op.writable_first:
+        # Read-only only once filled (tmpcopyup) or, for /dev, once its nodes exist (finish()).
+        flags &= ~sc.MS_RDONLY
     fd = root.make_target(op.destination, directory)
+    try:
+        _check_proc_destination(root, fd, op)
+    except BaseException:
+        os.close(fd)
+        raise
     # tmpcopyup: the destination's directory, held open, is still readable under the new tmpfs.
     below = os.open(_fd_path(fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if op.copy_up else None
     try:
@@ -173,7 +276,7 @@ def apply_mount(root: Rootfs, op: mounts.Mount) -> None:
                                    shown=shown)
         elif op.bind:
             sc.mount(op.source, _fd_path(fd), None, sc.MS_BIND | (op.flags & sc.MS_REC), None, shown_target=shown)
-        elif _mount_filesystem(op, _fd_path(fd), shown):
+        elif _mount_filesystem(op, _fd_path(fd), shown, flags, data):
             op = _host_bind(op, op.fallback_source)
         if below is not None:
             top = root.resolve(op.destination, os.O_RDONLY | os.O_DIRECTORY)
@@ -189,6 +292,8 @@ def apply_mount(root: Rootfs, op: mounts.Mount) -> None:
     fd = root.resolve(op.destination)
     try:
         if op.bind and op.remount_flags:
+            remount_bind(_fd_path(fd), op.remount_flags, shown)
+        elif op.writable_first and op.flags & sc.MS_RDONLY and os.path.normpath(op.destination) != "/dev":
             remount_bind(_fd_path(fd), op.remount_flags, shown)
         if op.recursive != (0, 0):
             sc.mount_setattr_recursive(fd, *op.recursive, shown=shown)
@@ -208,7 +313,14 @@ def apply_device(root: Rootfs, op: mounts.Device, may_mknod: bool) -> None:
                 os.unlink(name, dir_fd=parent)
             except FileNotFoundError:
                 pass
-            os.mknod(name, kinds[op.dev_type] | (op.mode & 0o7777), os.makedev(op.major, op.minor), dir_fd=parent)
+            # Exactly fileMode's permission bits (its file-type bits, as podman sends them, are
+            # ignored): not the caller's umask, which runc clears for mknod too.
+            umask = os.umask(0)
+            try:
+                os.mknod(name, kinds[op.dev_type] | (op.mode & 0o7777), os.makedev(op.major, op.minor),
+                         dir_fd=parent)
+            finally:
+                os.umask(umask)
             os.chown(name, op.uid, op.gid, dir_fd=parent, follow_symlinks=False)
             return
     except PermissionError:
@@ -263,19 +375,16 @@ def pivot(rootfs: str, no_pivot: bool) -> None:
     os.chdir("/")
 
 
-def finish(config: dict) -> None:
-    """After pivot_root: masked and read-only paths, the read-only root, rootfs propagation."""
+def finish(config: dict, plan: list) -> None:
+    """After pivot_root: /dev read-only if asked, masked and read-only paths, the read-only
+    root, rootfs propagation."""
     linux = config.get("linux", {})
-    for path in linux.get("maskedPaths", []):
-        try:
-            directory = stat.S_ISDIR(os.stat(path).st_mode)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        if directory:
-            sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY, None)
-        else:
-            sc.mount("/dev/null", path, None, sc.MS_BIND, None)
-    for path in linux.get("readonlyPaths", []):
+    for op in plan:
+        if (op.kind == "mount" and op.writable_first and op.flags & sc.MS_RDONLY
+                and os.path.normpath(op.destination) == "/dev"):
+            remount_bind("/dev", op.remount_flags, "/dev")
+    mask(linux.get("maskedPaths", []))
+    for path in dict.fromkeys(linux.get("readonlyPaths", [])):
         try:
             sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC, None)
         except SyscallError as err:
@@ -288,3 +397,40 @@ def finish(config: dict) -> None:
     propagation = linux.get("rootfsPropagation")
     if propagation in ("shared", "rshared"):
         sc.mount(None, "/", None, mounts.PROPAGATION[propagation], None)
+
+
+def mask(paths: list[str]) -> None:
+    """Files get /dev/null bound over them; directories one read-only tmpfs, shared by all of
+    them (current runc: one superblock, not one per directory). A path listed twice is masked
+    once."""
+    null_checked = False
+    shared = None  # the first masked directory: the others bind its tmpfs
+    for path in dict.fromkeys(paths):
+        try:
+            directory = stat.S_ISDIR(os.stat(path).st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if directory and shared is None:
+            sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY, None)
+            shared = path
+        elif directory:
+            sc.mount(shared, path, None, sc.MS_BIND, None)
+        else:
+            if not null_checked:
+                _check_dev_null()
+                null_checked = True
+            sc.mount("/dev/null", path, None, sc.MS_BIND, None)
+
+
+def _check_dev_null() -> None:
+    """The container's /dev/null must be the null device: a file put there by the image would
+    be bound over the masked files instead (runc checks it too). Nothing in the container runs
+    yet that could swap it after the check."""
+    try:
+        info = os.stat("/dev/null")
+    except OSError as err:
+        raise RootlessError(f"maskedPaths: /dev/null: {err.strerror}: the container needs a /dev with a null "
+                            "device to mask files") from None
+    if not stat.S_ISCHR(info.st_mode) or (os.major(info.st_rdev), os.minor(info.st_rdev)) != (1, 3):
+        raise RootlessError("maskedPaths: /dev/null in the container is not the null device (1:3): "
+                            "refusing to mask files with it")

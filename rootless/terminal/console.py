@@ -14,11 +14,29 @@ from rootless.errors import RootlessError
 
 
 def receive_pty(sock: socket.socket) -> int:
-    """The pty master the container init sent (its message is the slave's path)."""
+    """The pty master the container init sent (its message is the slave's path), without ONLCR:
+    runc clears it on the pty it proxies, so the container's "\n" reaches a caller whose
+    stdout is a pipe or a file as "\n", not "\r\n" (a caller's terminal adds the "\r" itself,
+    see proxy). A --console-socket receiver gets the pty as the kernel makes it, as from runc."""
     _, fds, _, _ = socket.recv_fds(sock, 4096, 1)
     if not fds:
         raise RootlessError("the container init sent no terminal")
+    try:
+        attrs = termios.tcgetattr(fds[0])
+        attrs[1] &= ~termios.ONLCR
+        termios.tcsetattr(fds[0], termios.TCSANOW, attrs)
+    except termios.error:
+        pass  # not a terminal after all: nothing to translate
     return fds[0]
+
+
+def set_raw(fd: int) -> None:
+    """Raw input, but output processing kept (OPOST), as runc's terminal library sets a
+    caller's terminal: "\n" still shows as a new line at the start of the next one."""
+    tty.setraw(fd)
+    attrs = termios.tcgetattr(fd)
+    attrs[1] |= termios.OPOST
+    termios.tcsetattr(fd, termios.TCSANOW, attrs)
 
 
 def copy_window_size(source_fd: int, target_fd: int) -> None:
@@ -36,7 +54,7 @@ def proxy(master: int, stdin: int = 0, stdout: int = 1) -> None:
     saved = None
     if os.isatty(stdin):
         saved = termios.tcgetattr(stdin)
-        tty.setraw(stdin)
+        set_raw(stdin)
         copy_window_size(stdin, master)
         signal.signal(signal.SIGWINCH, lambda *_: copy_window_size(stdin, master))
     watched = [master, stdin]

@@ -10,11 +10,18 @@ import termios
 from rootless.errors import RootlessError
 
 
-def setup(socket, console_fd: int | None, size: dict | None) -> None:
-    """socket: the socket module, imported by the caller while the host's files were reachable."""
+def setup(socket, console_fd: int | None, size: dict | None, clear_onlcr: bool = False) -> None:
+    """socket: the socket module, imported by the caller while the host's files were reachable.
+    clear_onlcr: the pty goes to the runtime's own proxy (a foreground exec), which runc sets up
+    without ONLCR (rootless.terminal.console.receive_pty says why); done here, before the process
+    can write, since the process runs as soon as it is set up."""
     if console_fd is None:
         raise RootlessError("process.terminal is true but no --console-socket was given")
     master, slave = os.openpty()
+    if clear_onlcr:
+        attrs = termios.tcgetattr(slave)
+        attrs[1] &= ~termios.ONLCR
+        termios.tcsetattr(slave, termios.TCSANOW, attrs)
     if size:
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size.get("height", 0), size.get("width", 0), 0, 0))
     try:

@@ -49,9 +49,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _serve(path: str, mode: str, pid_file: str | None) -> int:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    # The pid file first: a caller that waits for the socket to appear may read it at once.
+    if pid_file:
+        state.write_pid_file(os.path.abspath(pid_file), os.getpid())
     try:
         listener.bind(path)
     except OSError as err:
+        if pid_file:
+            os.unlink(os.path.abspath(pid_file))
         hint = ": remove it or choose another path" if os.path.exists(path) else ""
         raise RootlessError(f"listen on {path}: {err.strerror}{hint}") from None
     # Stopped by a signal, it still removes its socket (the finally below).
@@ -59,8 +64,6 @@ def _serve(path: str, mode: str, pid_file: str | None) -> int:
         signal.signal(signum, _stop)
     try:
         listener.listen(8)
-        if pid_file:
-            state.write_pid_file(os.path.abspath(pid_file), os.getpid())
         if mode == "single":
             console.proxy(_accept_terminal(listener))
         else:

@@ -68,3 +68,74 @@ def pss_kib(pid: int) -> int:
             if line.startswith("Pss:"):
                 return int(line.split()[1])
     raise RuntimeError(f"no Pss in /proc/{pid}/smaps_rollup")
+
+
+def subordinate_mappings(path: str) -> list[dict]:
+    """The caller mapped to root, then the caller's first range of PATH (/etc/subuid or
+    /etc/subgid) from container ID 1: the map podman and a multi-ID bundle use (newuidmap)."""
+    import pwd
+    me = os.getuid() if path.endswith("uid") else os.getgid()
+    names = {str(os.getuid()), pwd.getpwuid(os.getuid()).pw_name}
+    with open(path) as f:
+        for line in f:
+            fields = line.strip().split(":")
+            if len(fields) == 3 and fields[0] in names:
+                return [{"containerID": 0, "hostID": me, "size": 1},
+                        {"containerID": 1, "hostID": int(fields[1]), "size": int(fields[2])}]
+    sys.exit(f"no range for {pwd.getpwuid(os.getuid()).pw_name} in {path}")
+
+
+class Podman:
+    """podman as the current (unprivileged) user, with a store of its own under DIRECTORY and
+    an image imported from ROOTFS (no registry). Runtimes are given per call."""
+
+    IMAGE = "localhost/rootless-bench"
+
+    def __init__(self, directory: str, rootfs: str):
+        import subprocess
+        self.home = directory
+        conf = os.path.join(directory, "containers.conf")
+        with open(conf, "w") as f:
+            f.write('[engine]\nruntime_supports_json = ["crun", "runc", "kata", "runsc", "rootless"]\n'
+                    'events_logger = "file"\n[containers]\nlog_driver = "k8s-file"\n')
+        self.env = dict(os.environ, CONTAINERS_CONF=conf)
+        # podman refuses a runroot longer than 50 characters.
+        self.runroot = os.path.join(os.environ.get("XDG_RUNTIME_DIR", "/tmp"), f"rootless-bench-{os.getpid()}")
+        self.base = ["podman", "--root", os.path.join(directory, "storage"), "--runroot", self.runroot,
+                     "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"]
+        tar = os.path.join(directory, "rootfs.tar")
+        subprocess.run(["tar", "-C", rootfs, "-cf", tar, "."], check=True)
+        self.run(["import", tar, self.IMAGE], check=True)
+
+    def run(self, args: list[str], runtime: str | None = None, check: bool = False):
+        import subprocess
+        argv = self.base + (["--runtime", runtime] if runtime else []) + args
+        result = subprocess.run(argv, env=self.env, cwd=self.home, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if check and result.returncode != 0:
+            sys.exit(f"{' '.join(argv)} failed ({result.returncode}): {result.stderr.strip()}")
+        return result
+
+    def default_seccomp(self) -> dict:
+        """linux.seccomp of the config.json podman writes for a default container: its
+        default profile as a runtime receives it."""
+        import json
+        cid = self.run(["create", "--runtime", "runc", "--network", "none", self.IMAGE, "true"], check=True).stdout.strip()
+        try:
+            self.run(["init", cid], check=True)  # config.json is written when the runtime creates
+            userdata = self.run(["inspect", "--format", "{{.StaticDir}}", cid], check=True).stdout.strip()
+            with open(os.path.join(userdata, "config.json")) as f:
+                return json.load(f)["linux"]["seccomp"]
+        finally:
+            self.run(["rm", "-f", cid])
+
+    def close(self) -> None:
+        import subprocess
+        self.run(["rm", "--all", "--force"])
+        subprocess.run(["podman", "unshare", "rm", "-rf", os.path.join(self.home, "storage"), self.runroot],
+                       env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def median_ms(values: list[float]) -> float:
+    import statistics
+    return statistics.median(values) * 1000

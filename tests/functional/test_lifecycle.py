@@ -35,7 +35,7 @@ def test_create_start_state_kill_delete(runtime: Runtime) -> None:
     assert running["status"] == "running" and running["pid"] == created["pid"]
     assert Path(f"/proc/{created['pid']}/cmdline").read_bytes() == b"sleep\x00600\x00"
     again = runtime.run("start", container_id)
-    assert again.returncode == 1 and "not created" in again.stderr
+    assert again.returncode == 1 and "cannot start an already running container" in again.stderr
     busy = runtime.run("delete", container_id)
     assert busy.returncode == 1 and "running" in busy.stderr
     listed = json.loads(runtime.run("list", "--format", "json", check=True).stdout)

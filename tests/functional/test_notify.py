@@ -5,29 +5,21 @@ READY=1, so that `rootless run` can be a systemd Type=notify service."""
 import os
 import shutil
 import socket
-import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
+from helpers import static
 from helpers.bundle import make_config
 from helpers.runtime import Runtime
 
-HERE = Path(__file__).resolve().parent
-
 
 @pytest.fixture(scope="module")
-def sdnotify(tmp_path_factory) -> Path:
+def sdnotify() -> Path:
     """A static sd_notify sender for the busybox containers (tests/helpers/sdnotify.c)."""
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is missing (tests/run installs it): the test's sd_notify sender is built with it")
-    folder = Path(tempfile.mkdtemp(prefix="sdnotify-", dir="/var/tmp"))
-    os.chmod(folder, 0o755)
-    binary = folder / "sdnotify"
-    subprocess.run(["gcc", "-static", "-O2", "-o", binary, HERE.parent / "helpers" / "sdnotify.c"], check=True)
-    yield binary
-    shutil.rmtree(folder)
+    with static.built("sdnotify") as binary:
+        yield binary
 
 
 class NotifySocket:

@@ -65,8 +65,12 @@ def test_personality_linux32(runtime: Runtime) -> None:
     assert out.strip() == "i686"
 
 
-def test_personality_flags_are_refused(runtime: Runtime) -> None:
-    create_fails(runtime, "linux.personality.flags", linux={"personality": {"domain": "LINUX", "flags": ["x"]}})
+def test_personality_flags_are_ignored_with_runcs_warning(runtime: Runtime) -> None:
+    bundle = runtime.bundle(["true"], linux={"personality": {"domain": "LINUX", "flags": ["x"]}})
+    result = runtime.run("run", "--bundle", bundle, runtime.new_id())
+    assert result.returncode == 0
+    assert result.stderr == ("rootless: warning: ignoring unsupported personality flags: [x] because personality "
+                             "flag has not supported at this time\n")
 
 
 # 3. scheduler and I/O priority

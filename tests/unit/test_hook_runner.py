@@ -19,13 +19,14 @@ def _config(hook_config: dict) -> dict:
 
 
 def test_hooks_are_accepted_by_the_config_check() -> None:
-    check_semantics(_config({kind: [{"path": "/bin/true", "env": ["A=1", "B="]}] for kind in hooks.KINDS}))
+    # "C" without "=": runc and crun run it (as C=, here)
+    check_semantics(_config({kind: [{"path": "/bin/true", "env": ["A=1", "B=", "C"]}] for kind in hooks.KINDS}))
 
 
 @pytest.mark.parametrize("hook, needle", [
     ({"path": "bin/true"}, "hooks.poststop[0].path 'bin/true' must be an absolute path"),
-    ({"path": "/bin/true", "env": ["NOEQUALS"]}, "hooks.poststop[0].env: 'NOEQUALS' is not NAME=VALUE"),
-    ({"path": "/bin/true", "env": ["=x"]}, "is not NAME=VALUE"),
+    ({"path": "/bin/true", "env": ["=x"]}, "hooks.poststop[0].env: '=x' has no name"),
+    ({"path": "/bin/true", "env": [""]}, "has no name"),
 ])
 def test_bad_hooks_are_refused_by_name(hook: dict, needle: str) -> None:
     with pytest.raises(ConfigError, match=None) as caught:

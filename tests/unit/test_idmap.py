@@ -7,6 +7,7 @@ import pytest
 
 from idmap import (IdMapError, IdMapping, IdMapPlan, SubIdRange, apply_idmap_plan, find_helper, plan_idmaps,
                    read_subid_ranges)
+from rootless.linux import procfs
 
 SUB = [SubIdRange(100000, 65536)]
 
@@ -158,6 +159,12 @@ def direct_plan(deny=True):
     return IdMapPlan((IdMapping(0, 1000, 1),), (IdMapping(0, 1000, 1), IdMapping(1, 5, 2)), "direct", deny, ())
 
 
+@pytest.fixture
+def fake_procfs(monkeypatch):
+    """A folder standing in for /proc: write_once refuses files that are not on procfs."""
+    monkeypatch.setattr(procfs, "require_procfs", lambda fd, path: None)
+
+
 def fake_proc(tmp_path, pid, names=("setgroups", "uid_map", "gid_map")):
     """The files the kernel makes for a process: the runtime writes them, never creates them."""
     (tmp_path / str(pid)).mkdir()
@@ -165,7 +172,7 @@ def fake_proc(tmp_path, pid, names=("setgroups", "uid_map", "gid_map")):
         (tmp_path / str(pid) / name).write_text("")
 
 
-def test_direct_writes_setgroups_then_maps(tmp_path):
+def test_direct_writes_setgroups_then_maps(tmp_path, fake_procfs):
     fake_proc(tmp_path, 42)
     apply_idmap_plan(direct_plan(), 42, proc=str(tmp_path))
     assert (tmp_path / "42/setgroups").read_text() == "deny"
@@ -173,13 +180,13 @@ def test_direct_writes_setgroups_then_maps(tmp_path):
     assert (tmp_path / "42/gid_map").read_text() == "0 1000 1\n1 5 2\n"
 
 
-def test_direct_without_setgroups_file(tmp_path):
+def test_direct_without_setgroups_file(tmp_path, fake_procfs):
     fake_proc(tmp_path, 42, ("uid_map", "gid_map"))  # kernels before 3.19
     apply_idmap_plan(direct_plan(), 42, proc=str(tmp_path))
     assert (tmp_path / "42/uid_map").read_text() == "0 1000 1\n"
 
 
-def test_direct_errors_name_the_file(tmp_path):
+def test_direct_errors_name_the_file(tmp_path, fake_procfs):
     with pytest.raises(IdMapError, match=r"^write `.*/42/uid_map`: No such file or directory$"):
         apply_idmap_plan(direct_plan(deny=False), 42, proc=str(tmp_path))
     fake_proc(tmp_path, 42, ("uid_map",))
@@ -286,3 +293,11 @@ def test_direct_plan_in_a_real_user_namespace():
         _, status = os.waitpid(child, 0)
     assert seen.split() == ["0", "0", "1"]
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_direct_refuses_files_not_on_procfs(tmp_path):
+    """A fake /proc (a folder of plain files) gets no ID map written."""
+    fake_proc(tmp_path, 42)
+    with pytest.raises(IdMapError, match=r"^write `.*/42/setgroups`: not on procfs"):
+        apply_idmap_plan(direct_plan(), 42, proc=str(tmp_path))
+    assert (tmp_path / "42/setgroups").read_text() == ""

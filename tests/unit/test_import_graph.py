@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("typer", "click", "pyroute2", "dbus", "jeepney", "dbus_next", "asyncio", "pyseccomp", "seccomp",
-         "subprocess", "jsonschema", "dataclasses")
+         "subprocess", "jsonschema", "dataclasses", "httpx", "rich", "zstandard", "rootless.rlx", "rootless.images")
 LIFECYCLE = ("create", "start", "run", "state", "kill", "delete", "list", "exec", "ps", "wait", "logs")
 
 
@@ -23,7 +23,7 @@ def test_lifecycle_path_stays_light(verb: str) -> None:
         f"import rootless.commands.{verb}\n"
         "import rootless.create.launcher, rootless.create.nsstage, rootless.create.init, idmap.apply, idmap.plan, idmap.subid\n"
         "import rootless.oci.schema\n"
-        f"heavy = [m for m in sys.modules if m.split('.')[0] in {HEAVY!r}]\n"
+        f"heavy = [m for m in sys.modules if m.split('.')[0] in {HEAVY!r} or '.'.join(m.split('.')[:2]) in {HEAVY!r}]\n"
         "print(','.join(sorted(heavy)))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -70,3 +70,33 @@ def test_cgroups_load_only_for_configs_that_need_them() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "", result.stdout
+
+
+def test_rootless_never_imports_rlx() -> None:
+    """`rlx` (typer, httpx) is a second command: nothing under rootless/ outside rlx/ and
+    images/ imports them, so no verb of `rootless` can pay for them."""
+    import ast
+    offenders = []
+    for path in sorted((ROOT / "rootless").rglob("*.py")):
+        relative = path.relative_to(ROOT / "rootless").parts
+        if relative[0] in ("rlx", "images"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            offenders += [f"{path.name}: {n}" for n in names
+                          if n.split(".")[0] in ("typer", "rich", "httpx", "zstandard", "click")
+                          or n.startswith(("rootless.rlx", "rootless.images"))]
+    assert offenders == []
+
+
+def test_rlx_loads_httpx_only_to_pull() -> None:
+    """`rlx images`, `load` and `bundle` do not pay for the HTTP client."""
+    code = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "import rootless.rlx.main\n"
+        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in ('httpx', 'zstandard'))))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == ""

@@ -4,7 +4,7 @@ import pytest
 
 from rootless import container, state
 from rootless.oci import mounts, namespaces
-from rootless.linux import syscalls as sc
+from rootless.linux import procfs, syscalls as sc
 from rootless.errors import ConfigError, RootlessError
 
 
@@ -65,9 +65,37 @@ def test_fresh_dev_gets_default_devices_and_links():
     assert "/dev/null" in paths and "/dev/fuse" in paths and "/dev/ptmx" in paths
 
 
-def test_no_dev_mount_keeps_only_config_devices():
+def test_without_a_dev_mount_the_images_dev_gets_the_nodes():
+    """runc's needsSetupDev: without a /dev bind, its nodes and links go into the /dev there is."""
     plan = mounts.plan_rootfs({"mounts": [], "linux": {}}, "/b")
-    assert plan == []
+    assert [getattr(op, "path", None) for op in plan][:2] == ["/dev/null", "/dev/zero"]
+    assert "/dev/ptmx" in [getattr(op, "path", None) for op in plan]
+
+
+def test_a_bound_dev_gets_no_nodes():
+    """runc's needsSetupDev: a /dev bind is used as it is, config devices included."""
+    plan = mounts.plan_rootfs({"mounts": [{"destination": "/dev", "type": "bind", "source": "/d", "options": ["rbind"]}],
+                               "linux": {"devices": [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]}}, "/b")
+    assert [op.kind for op in plan] == ["mount"]
+
+
+def test_tmpfs_and_dev_are_made_read_only_after_they_are_filled():
+    plan = mounts.plan_rootfs({"mounts": [
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["ro"]},
+        {"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["ro"]},
+        {"destination": "/b", "type": "bind", "source": "/x", "options": ["bind", "ro"]},
+        {"destination": "/p", "type": "proc", "source": "proc", "options": ["ro"]}], "linux": {}}, "/b")
+    assert [op.writable_first for op in plan if op.kind == "mount"] == [True, True, False, False]
+
+
+def test_write_once_refuses_a_file_not_on_procfs(tmp_path):
+    fake = tmp_path / "oom_score_adj"
+    fake.write_text("")
+    with pytest.raises(OSError, match="not on procfs"):
+        procfs.write_once(str(fake), "100")
+    assert fake.read_text() == ""
+    current = open("/proc/self/oom_score_adj").read().strip()
+    procfs.write_once("/proc/self/oom_score_adj", current)  # the real one is taken
 
 
 @pytest.mark.parametrize("text, number", [("9", 9), ("KILL", 9), ("SIGKILL", 9), ("kill", 9), ("term", 15),

@@ -32,8 +32,8 @@ def test_host_sysctls_are_refused(key):
 def test_personality():
     assert attrs.personality_value({"domain": "LINUX32"}) == 8
     assert attrs.personality_value({"domain": "LINUX"}) == 0
-    with pytest.raises(ConfigError, match="flags"):
-        attrs.personality_value({"domain": "LINUX", "flags": ["ADDR_NO_RANDOMIZE"]})
+    # flags: runc and crun ignore them (rootless.oci.config warns, as current runc does)
+    assert attrs.personality_value({"domain": "LINUX", "flags": ["ADDR_NO_RANDOMIZE"]}) == 0
 
 
 def test_scheduler_args():
@@ -133,3 +133,47 @@ def test_copy_tree(tmp_path):
 def test_map_text():
     assert mountext.map_text([{"containerID": 0, "hostID": 1000, "size": 1},
                               {"containerID": 1, "hostID": 100000, "size": 65536}]) == "0 1000 1\n1 100000 65536\n"
+
+
+@pytest.mark.parametrize("text, ids", [("0-3,7", [0, 1, 2, 3, 7]), ("", []), ("5", [5]), ("1,1,0", [0, 1]),
+                                       (" 2 - 3 ", [2, 3])])
+def test_id_lists(text, ids):
+    assert attrs.id_list(text, "x") == ids
+
+
+@pytest.mark.parametrize("text", ["a", "1-", "-1", "3-1", "0-70000", "1;2"])
+def test_bad_id_lists(text):
+    with pytest.raises(ConfigError, match="config.json: process.execCPUAffinity.initial"):
+        attrs.cpu_affinity({"execCPUAffinity": {"initial": text}})
+
+
+def test_memory_policy_args():
+    assert attrs.memory_policy_args({"mode": "MPOL_INTERLEAVE", "nodes": "2-3", "flags": ["MPOL_F_STATIC_NODES"]}) \
+        == (3 | 1 << 15, [2, 3])
+    assert attrs.memory_policy_args({"mode": "MPOL_LOCAL"}) == (4, [])
+    assert attrs.memory_policy_args({"mode": "MPOL_PREFERRED"}) == (1, [])        # preferred: the local node
+    for policy, needle in (({"mode": "MPOL_FOO"}, "is not a memory policy mode"),
+                           ({"mode": "MPOL_BIND", "nodes": "0", "flags": ["MPOL_F_X"]}, "is not a memory policy flag"),
+                           ({"mode": "MPOL_WEIGHTED_INTERLEAVE"}, "needs nodes"),
+                           ({"mode": "MPOL_DEFAULT", "nodes": "0"}, "takes no nodes")):
+        with pytest.raises(ConfigError, match=needle):
+            attrs.check({"linux": {"memoryPolicy": policy}, "process": {}})
+
+
+def test_cpu_affinity():
+    assert attrs.cpu_affinity({}) == (None, None)
+    assert attrs.cpu_affinity({"execCPUAffinity": {"initial": "0-1", "final": ""}}) == ([0, 1], None)
+    assert attrs.cpu_affinity({"execCPUAffinity": {"final": "1"}}) == (None, [1])
+
+
+def test_home_of(tmp_path):
+    from rootless.process import become
+    passwd = tmp_path / "passwd"
+    passwd.write_bytes(b"root:x:0:0:root:/root:/bin/sh\n\n# a comment\nweird:x:7:7::/h\xe9:/bin/sh\n"
+                       b"short:x:8\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+    assert become.home_of(0, str(passwd)) == "/root"
+    assert become.home_of(65534, str(passwd)) == "/nonexistent"
+    assert become.home_of(7, str(passwd)).encode(errors="surrogateescape") == b"/h\xe9"
+    assert become.home_of(8, str(passwd)) == "/"          # too few fields
+    assert become.home_of(1234, str(passwd)) == "/"
+    assert become.home_of(0, str(tmp_path / "missing")) == "/"

@@ -129,8 +129,8 @@ def test_minimal_config_is_valid():
     ({"annotations": {"org.example.key": 1}}, 'config.json: annotations["org.example.key"]: 1 is not of type string'),
     ({"linux.sysctl": {"net.ipv4.ip_forward": True}},
      'config.json: linux.sysctl["net.ipv4.ip_forward"]: true is not of type string'),
-    ({"linux.seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": [], "action": "SCMP_ACT_ERRNO"}]}},
-     "config.json: linux.seccomp.syscalls[0].names: [] has fewer than 1 item"),
+    ({"linux.seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"action": "SCMP_ACT_ERRNO"}]}},
+     "config.json: linux.seccomp.syscalls[0].names: is required"),
     ({"linux.resources": {"blockIO": {"weightDevice": [{"major": "8", "minor": 0, "weight": 1001}]}}},
      'config.json: linux.resources.blockIO.weightDevice[0].major: "8" is not of type integer'),
     ({"linux.netDevices": {"eth0": {"name": []}}}, "config.json: linux.netDevices.eth0.name: [] is not of type string"),
@@ -390,3 +390,54 @@ def test_validation_imports_neither_re_nor_json():
     # -S: this machine's site-packages .pth files import re before any project code runs
     result = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+# --- where runc and crun are more tolerant than the published schema ---------------------------
+
+@pytest.mark.parametrize("changes", [
+    {"linux.rootfsPropagation": value} for value in ("rprivate", "rslave", "rshared", "runbindable", "private", "")
+] + [
+    {"linux.devices": [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 8630}]},
+    {"linux.seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": [], "action": "SCMP_ACT_ERRNO"}]}},
+], ids=lambda changes: jsonlite.dumps(changes)[:60])
+def test_relaxations_accept_what_runc_and_crun_run(changes):
+    assert validate_config(config(**changes)) == []
+
+
+def test_relaxations_keep_the_rest_of_the_rule():
+    assert validate_config(config(**{"linux.rootfsPropagation": "rsharedd"}))[0].startswith(
+        'config.json: linux.rootfsPropagation: "rsharedd" is not one of "private"')
+    assert validate_config(config(**{"linux.devices": [{"path": "/dev/x", "type": "c", "fileMode": 2**32}]})) == [
+        "config.json: linux.devices[0].fileMode: 4294967296 is greater than the maximum 4294967295"]
+
+
+def test_a_relaxation_of_a_place_the_schema_lost_fails_the_build(monkeypatch):
+    monkeypatch.setattr(build_bundle, "RELAXATIONS", (("defs.json", "/definitions/NoSuchThing/enum", [], "why"),))
+    with pytest.raises(build_bundle.SchemaBuildError, match="NoSuchThing"):
+        build_bundle.build(str(SCHEMA_DIR))
+
+
+def test_normalize_reads_config_as_runc_does():
+    from rootless.oci.config import normalize
+    doc = config(**{"annotations": {"a": None, "b": "c"}})
+    doc["linux"]["timeOffsets"] = doc["process"]["rlimits"] = None  # config() would delete them
+    doc["process"]["args"] = ["sh", None]  # nulls in arrays stay: validation names them
+    doc["mounts"] = [{"destination": "mnt/x", "type": "tmpfs"}, {"destination": "/ok", "type": "tmpfs"}]
+    doc["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/a.sock", "listenerMetadata": "m",
+                               "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}
+    doc["linux"]["personality"] = {"domain": "LINUX", "flags": ["A", "B"]}
+    warnings, notes = normalize(doc)
+    assert "timeOffsets" not in doc["linux"] and "rlimits" not in doc["process"] and doc["annotations"] == {"b": "c"}
+    assert doc["process"]["args"] == ["sh", None]
+    assert [m["destination"] for m in doc["mounts"]] == ["/mnt/x", "/ok"]
+    assert "listenerPath" not in doc["linux"]["seccomp"] and "listenerMetadata" not in doc["linux"]["seccomp"]
+    assert warnings == [
+        "mount destination mnt/x is not absolute. Support for non-absolute mount destinations will be removed "
+        "in a future release.",
+        "ignoring unsupported personality flags: [A B] because personality flag has not supported at this time"]
+    assert notes == ["linux.seccomp.listenerPath /a.sock is not used: no rule has SCMP_ACT_NOTIFY"]
+    notify = {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/a.sock",
+              "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}
+    doc = config(**{"linux.seccomp": notify})
+    assert normalize(doc) == ([], []) and doc["linux"]["seccomp"]["listenerPath"] == "/a.sock"
+    assert normalize(None) == ([], []) and normalize([None]) == ([], [])

@@ -9,6 +9,7 @@ import json
 import os
 import resource
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -124,7 +125,7 @@ def podman_profile(default_errno: int = errno.ENOSYS, drop: tuple[str, ...] = ()
 def pfc(filt) -> str:
     """libseccomp's pseudo filter code: what the filter tests, readable."""
     with tempfile.TemporaryFile() as out:
-        filt.export_pfc(out)
+        filt.filter.export_pfc(out)
         out.seek(0)
         return out.read().decode()
 
@@ -180,8 +181,6 @@ def _with(change) -> dict:
     (lambda c: c.pop("defaultAction"), "linux.seccomp.defaultAction: is required"),
     (lambda c: c.update(defaultAction="SCMP_ACT_FOO"), 'linux.seccomp.defaultAction: unknown action "SCMP_ACT_FOO"'),
     (lambda c: c.update(defaultAction="SCMP_ACT_NOTIFY"), "defaultAction: SCMP_ACT_NOTIFY cannot be the default"),
-    (lambda c: c.update(defaultAction="SCMP_ACT_KILL"),
-     "linux.seccomp.defaultErrnoRet: only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take an errno"),
     (lambda c: c.update(defaultErrnoRet=-1), "linux.seccomp.defaultErrnoRet: must be an integer from 0 to 4095"),
     (lambda c: c.update(defaultErrnoRet=4096), "defaultErrnoRet: must be an integer from 0 to 4095"),
     (lambda c: c.update(defaultErrnoRet=True), "defaultErrnoRet: must be an integer"),
@@ -190,18 +189,13 @@ def _with(change) -> dict:
     (lambda c: c.update(architectures="SCMP_ARCH_X86"), "linux.seccomp.architectures: must be a list"),
     (lambda c: c.update(flags=["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_NEW_LISTENER"]),
      'linux.seccomp.flags[1]: unknown flag "SECCOMP_FILTER_FLAG_NEW_LISTENER"'),
-    (lambda c: c.update(listenerMetadata="x"), "linux.seccomp.listenerMetadata: is set but listenerPath is not"),
     (lambda c: c.update(syscalls={}), "linux.seccomp.syscalls: must be a list"),
     (lambda c: c["syscalls"].append("mkdir"), "linux.seccomp.syscalls[12]: must be an object"),
     (lambda c: c["syscalls"][3].update(action="SCMP_ACT_FOO"),
      'linux.seccomp.syscalls[3].action: unknown action "SCMP_ACT_FOO"'),
     (lambda c: c["syscalls"][3].pop("action"), "linux.seccomp.syscalls[3].action: is required"),
-    (lambda c: c["syscalls"][1].update(names=[]), "linux.seccomp.syscalls[1].names: must be a non-empty list"),
-    (lambda c: c["syscalls"][1].update(names="mkdir"), "linux.seccomp.syscalls[1].names: must be a non-empty list"),
-    (lambda c: c["syscalls"][1]["names"].insert(2, ""), "linux.seccomp.syscalls[1].names[2]: must be a non-empty string"),
-    (lambda c: c["syscalls"][1].update(errnoRet=1),
-     "linux.seccomp.syscalls[1].errnoRet: only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take an errno, "
-     "and action is SCMP_ACT_ALLOW"),
+    (lambda c: c["syscalls"][1].update(names="mkdir"), "linux.seccomp.syscalls[1].names: must be a list"),
+    (lambda c: c["syscalls"][1]["names"].insert(2, 5), "linux.seccomp.syscalls[1].names[2]: must be a string"),
     (lambda c: c["syscalls"][0].update(errnoRet=5000),
      "linux.seccomp.syscalls[0].errnoRet: must be an integer from 0 to 4095"),
     (lambda c: c["syscalls"][0].update(action="SCMP_ACT_TRACE", errnoRet=70000), "from 0 to 65535 for SCMP_ACT_TRACE"),
@@ -268,7 +262,7 @@ def test_compile_the_spec_example():
     filt, warnings = seccomp.compile(SPEC_EXAMPLE)
     assert warnings == []
     for arch in ("SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_X86_64"):
-        assert filt.exist_arch(seccomp.ARCHITECTURES[arch])
+        assert filt.filter.exist_arch(seccomp.ARCHITECTURES[arch])
     code = pfc(filt)
     assert '"getcwd"' in code and '"chmod"' in code and "action ERRNO(1);" in code
 
@@ -278,13 +272,12 @@ def test_compile_a_podman_profile_skips_newer_names_with_a_warning():
     import pyseccomp
     filt, warnings = seccomp.compile(podman_profile())
     newer = [name for name in NEWER_NAMES if pyseccomp.resolve_syscall(0, name) == -1]
-    assert set(newer) <= seccomp.NEWER_SYSCALLS
     if newer:
-        assert warnings == [f"seccomp: ignored {len(newer)} syscall name(s) newer than this libseccomp: "
-                            + ", ".join(newer)]
-    assert filt.get_attr(1) == 0x00050000 | errno.ENOSYS      # SCMP_FLTATR_ACT_DEFAULT
-    assert filt.get_attr(3) == 0                                 # libseccomp sets no no_new_privs
-    assert filt.get_attr(8) == 2                                 # binary tree over syscall numbers
+        assert warnings == [f"seccomp: ignored {len(newer)} syscall name(s) this libseccomp does not know: "
+                            + ", ".join(f'"{name}"' for name in newer)]
+    assert filt.filter.get_attr(1) == 0x00050000 | errno.ENOSYS      # SCMP_FLTATR_ACT_DEFAULT
+    assert filt.filter.get_attr(3) == 0                                 # libseccomp sets no no_new_privs
+    assert filt.filter.get_attr(8) == 2                                 # binary tree over syscall numbers
     code = pfc(filt)
     assert "action ERRNO(1);" in code and "action ERRNO(22);" in code
     assert '"personality"' in code and '"clone"' in code
@@ -307,7 +300,7 @@ def test_compile_default_actions(action, errno_ret, value):
     if errno_ret is not None:
         config["defaultErrnoRet"] = errno_ret
     filt, _ = seccomp.compile(config)
-    assert filt.get_attr(1) == value
+    assert filt.filter.get_attr(1) == value
 
 
 @needs_libseccomp
@@ -321,7 +314,7 @@ def test_compile_notify_rule():
 def test_compile_flags():
     filt, _ = seccomp.compile({"defaultAction": "SCMP_ACT_ALLOW", "flags": [
         "SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"]})
-    assert (filt.get_attr(4), filt.get_attr(6), filt.get_attr(7)) == (1, 1, 1)
+    assert (filt.filter.get_attr(4), filt.filter.get_attr(6), filt.filter.get_attr(7)) == (1, 1, 1)
     # libseccomp 2.6 and Linux 6.0 know this one; an older library is named in the error.
     try:
         seccomp.compile({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]})
@@ -503,9 +496,78 @@ def test_load_without_privilege_or_no_new_privs_fails_with_a_message():
         0, "seccomp: load filter: Permission denied (loading needs no_new_privs or CAP_SYS_ADMIN)")
 
 
+@pytest.mark.parametrize("change", [
+    lambda c: c.update(defaultAction="SCMP_ACT_KILL"),                # defaultErrnoRet beside it
+    lambda c: c.update(listenerMetadata="x"),                         # without listenerPath
+    lambda c: c["syscalls"][1].update(names=[]),                      # a rule that matches nothing
+    lambda c: c["syscalls"][1]["names"].insert(2, ""),
+    lambda c: c["syscalls"][1].update(errnoRet=1),                    # beside SCMP_ACT_ALLOW
+])
+def test_check_accepts_what_runc_and_crun_run(change):
+    seccomp.check(_with(change))
+
+
 @needs_libseccomp
-def test_a_name_that_is_no_system_call_is_refused():
+def test_a_name_that_is_no_system_call_is_skipped_as_runc_does():
+    """runc and crun skip every name libseccomp cannot resolve; --debug names them."""
     profile = podman_profile()
     profile["syscalls"][1]["names"] = profile["syscalls"][1]["names"] + ["mkdri"]
-    with pytest.raises(ConfigError, match=r'linux.seccomp.syscalls\[1\].names: "mkdri" is not a system call'):
-        seccomp.compile(profile)
+    profile["syscalls"][1]["errnoRet"] = 7                                 # ignored beside ALLOW
+    filt, warnings = seccomp.compile(profile)
+    assert '"mkdri"' in warnings[-1] and "does not know" in warnings[-1]
+    assert "ERRNO(7)" not in pfc(filt)
+
+
+# The ENOSYS stub (runc's patchbpf): calls newer than the profile fail with ENOSYS.
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_LIBC.syscall.restype = ctypes.c_long
+
+
+def _raw_syscall_errno(number: int) -> int:
+    ctypes.set_errno(0)
+    return ctypes.get_errno() if _LIBC.syscall(ctypes.c_long(number), 0, 0, 0) == -1 else 0
+
+
+@needs_libseccomp
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="syscall numbers of x86_64")
+def test_calls_above_the_profile_get_enosys_and_others_the_default():
+    """The profile knows calls up to newfstatat (262 on x86_64): 439 (faccessat2) is newer, so
+    ENOSYS; 95 (umask) is older and not allowed, so the default errno."""
+    allowed = ["read", "write", "close", "exit", "exit_group", "rt_sigreturn", "mmap", "munmap", "brk",
+               "getpid", "getppid", "fstat", "newfstatat", "lseek", "futex", "mprotect"]
+    profile = {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": errno.EXDEV,
+               "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+               "syscalls": [{"names": allowed, "action": "SCMP_ACT_ALLOW"}]}
+    program, _ = seccomp.compile(profile)
+    assert len(program.bpf) > len(seccomp._export(program.filter))    # the stub is in front
+
+    def child():
+        seccomp.load(program)
+        return [_raw_syscall_errno(439), _raw_syscall_errno(95), _raw_syscall_errno(110)]
+
+    assert in_child(child) == (0, [errno.ENOSYS, errno.EXDEV, 0])
+
+
+@needs_libseccomp
+@pytest.mark.parametrize("profile", [
+    {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+     "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]},
+    {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": errno.ENOSYS, "architectures": ["SCMP_ARCH_X86_64"],
+     "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]},
+    {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]},
+], ids=["allow-by-default", "enosys-by-default", "no-architectures"])
+def test_no_stub_where_runc_adds_none(profile):
+    program, _ = seccomp.compile(profile)
+    assert program.bpf == seccomp._export(program.filter)
+
+
+def test_the_stub_for_x86_64_and_x32():
+    """ld arch; jeq x86_64; ja filter; ld nr; jset x32 bit; jgt 100 -> enosys; jgt x32 max -> enosys;
+    ret ENOSYS; (filter)."""
+    x86_64, x32 = seccomp.ARCHITECTURES["SCMP_ARCH_X86_64"], seccomp.ARCHITECTURES["SCMP_ARCH_X32"]
+    stub = seccomp.enosys_stub({x86_64: {x86_64: 100, x32: 0x40000000 | 200}})
+    code = [struct.unpack("=HBBI", stub[i:i + 8]) for i in range(0, len(stub), 8)]
+    assert code == [(0x20, 0, 0, 4), (0x15, 1, 0, x86_64), (0x05, 0, 0, 5), (0x20, 0, 0, 0),
+                    (0x45, 1, 0, 0x40000000), (0x25, 1, 2, 100), (0x25, 0, 1, 0x40000000 | 200),
+                    (0x06, 0, 0, 0x00050000 | errno.ENOSYS)]

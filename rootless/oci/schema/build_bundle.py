@@ -12,6 +12,10 @@ keyword beside `$ref` that says more than the target (draft-04 ignores those: be
 know), a cycle of references and a reference to a file that is not here, except the
 platforms below.
 
+The source files are the runtime-spec's, unchanged; RELAXATIONS below patches them before
+the bundles are made, where the published schema refuses what runc and crun both run
+(docs/differences-from-runc.md, "Validation").
+
 Build time only: the runtime never imports this module.
 """
 
@@ -31,6 +35,34 @@ ROOTS = {"config": "config-schema.json", "state": "state-schema.json", "features
 NOT_SHIPPED = {name: {"type": "object"} for name in (
     "config-solaris.json", "config-windows.json", "config-vm.json", "config-zos.json",
     "config-freebsd.json")}
+
+# Where the published schema is stricter than both runc and crun, follow them: validation
+# may never refuse a config they run. (file, JSON pointer, new value, why). Nulls need no
+# entry: rootless.oci.config drops them before validation, as Go's decoder reads them.
+RELAXATIONS = (
+    ("defs-linux.json", "/definitions/RootfsPropagation/enum",
+     ["private", "shared", "slave", "unbindable", "rprivate", "rshared", "rslave", "runbindable", ""],
+     "runc and crun take the recursive forms (podman sends rprivate) and treat \"\" as unset"),
+    ("defs-linux.json", "/definitions/Device/properties/fileMode", {"$ref": "defs.json#/definitions/uint32"},
+     "podman as root sends the file-type bits too (8630 = S_IFCHR|0666); runc uses the permission bits"),
+    ("defs-linux.json", "/definitions/Syscall/properties/names", {"type": "array", "items": {"type": "string"}},
+     "a rule with no names matches nothing; runc and crun accept it"),
+)
+
+
+def relax(docs: dict) -> dict:
+    """`docs` with RELAXATIONS applied (in place); a pointer that no longer exists fails the
+    build, so a new spec release cannot drop a relaxation silently."""
+    for name, pointer, value, _why in RELAXATIONS:
+        *parents, last = pointer[1:].split("/")
+        node = docs[name]
+        for token in parents:
+            node = node.get(token) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or last not in node:
+            raise SchemaBuildError(f"relaxation {name}#{pointer}: no such place in the schema")
+        node[last] = value
+    return docs
+
 
 # Keywords whose value holds subschemas, and its shape.
 _SCHEMA_MAPS = ("properties", "patternProperties")
@@ -116,7 +148,7 @@ def inline(schema, base: str, docs: dict, where: str = "", stack: tuple = ()) ->
 
 def build(directory: str = HERE) -> dict:
     """The text of each bundle, by file name."""
-    docs = load_sources(directory)
+    docs = relax(load_sources(directory))
     texts = {}
     for kind, root in ROOTS.items():
         bundle = {

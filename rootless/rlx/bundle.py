@@ -1,0 +1,18 @@
+"""`rlx bundle IMAGE DIR`."""
+
+import typer
+
+from rootless.images.bundle import make_bundle
+from rootless.rlx import context
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("bundle")
+    def bundle(image: str = typer.Argument(..., help="A stored image: name, short name or ID."),
+               directory: str = typer.Argument(..., help="The new bundle: DIR/rootfs and DIR/config.json.")) -> None:
+        """Write a runtime bundle (a flattened rootfs and its config.json) from a stored image."""
+        store = context.store()
+        record = make_bundle(store, image, directory)
+        plan = store.idmap()
+        context.debug(plan.describe() if plan is not None else "id maps: none (real root)")
+        print(f"{directory}: bundle of {record['name']}")

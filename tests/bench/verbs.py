@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""Benchmark (not a test): the short verbs podman and containerd call for every container
+(`state`, `start`, `kill`, `delete`, `list`), rootless against Debian's runc, side by side.
+
+One rootless bundle (`runc spec --rootless`, a busybox rootfs running `sleep 600`), as an
+unprivileged user. Each round, for each runtime in alternating order: `create` (not timed),
+then timed `state ID`, `list`, `start ID`, `state ID` of the running container, `kill ID 9`,
+and `delete ID` once the init is gone. Prints the median of each verb per runtime and the
+ratio rootless/runc.
+
+  sudo tests/bench/verbs.py [-n 50]      (as root: runs as the test user)
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from common import add_common_options, build_rootfs, median_ms, reexec_as_user, write_bundle
+
+VERBS = ("state created", "list", "start", "state running", "kill", "delete")
+
+
+def timed(argv: list[str], cwd: str) -> float:
+    start = time.perf_counter()
+    result = subprocess.run(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        sys.exit(f"{' '.join(argv)} failed ({result.returncode}): {result.stderr.strip()}")
+    return elapsed
+
+
+def wait_stopped(argv: list[str], cid: str, cwd: str) -> None:
+    for _ in range(500):
+        result = subprocess.run(argv + ["state", cid], cwd=cwd, capture_output=True, text=True)
+        if '"stopped"' in result.stdout:
+            return
+        time.sleep(0.01)
+    sys.exit(f"{cid} did not stop after kill")
+
+
+def one_round(argv: list[str], cid: str, bundle: str, samples: dict[str, list[float]]) -> None:
+    subprocess.run(argv + ["create", cid], cwd=bundle, check=True, stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    samples["state created"].append(timed(argv + ["state", cid], bundle))
+    samples["list"].append(timed(argv + ["list"], bundle))
+    samples["start"].append(timed(argv + ["start", cid], bundle))
+    samples["state running"].append(timed(argv + ["state", cid], bundle))
+    samples["kill"].append(timed(argv + ["kill", cid, "9"], bundle))
+    wait_stopped(argv, cid, bundle)
+    samples["delete"].append(timed(argv + ["delete", cid], bundle))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=50, help="rounds per runtime")
+    add_common_options(parser)
+    options = parser.parse_args()
+    reexec_as_user(options.user, __file__)
+    with tempfile.TemporaryDirectory(prefix="rootless-bench-", dir="/var/tmp") as directory:
+        bundle = write_bundle(os.path.join(directory, "bundle"), build_rootfs(directory), ["sleep", "600"])
+        runtimes = {"rootless": [options.rootless_bin, "--root", os.path.join(directory, "state-rootless")],
+                    "runc": ["runc", "--root", os.path.join(directory, "state-runc")]}
+        samples = {name: {verb: [] for verb in VERBS} for name in runtimes}
+        for name, argv in runtimes.items():  # warm caches, and fail early
+            one_round(argv, "warm", bundle, {verb: [] for verb in VERBS})
+        for i in range(options.n):
+            for name in (("rootless", "runc") if i % 2 == 0 else ("runc", "rootless")):
+                one_round(runtimes[name], f"c{i}", bundle, samples[name])
+    print(f"{'verb':15} {'rootless':>10} {'runc':>10} {'ratio':>6}   (medians, n={options.n})")
+    for verb in VERBS:
+        ours, theirs = median_ms(samples["rootless"][verb]), median_ms(samples["runc"][verb])
+        print(f"{verb:15} {ours:8.1f}ms {theirs:8.1f}ms {ours / theirs:6.2f}")
+
+
+if __name__ == "__main__":
+    main()
