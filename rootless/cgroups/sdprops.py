@@ -8,6 +8,7 @@ ending in `Sec` (not `USec`) is converted to NAME-USec in microseconds.
 """
 
 from rootless.errors import ConfigError
+from rootless.process import attrs
 from rootless.cgroups.resources import MAX_UINT64
 
 ANNOTATION_PREFIX = "org.systemd.property."
@@ -34,14 +35,8 @@ def _bytes(text: str) -> int:
 def range_to_bits(text: str) -> bytes:
     """A cpuset list ("0-3,8") as systemd's AllowedCPUs byte array: bit N of byte N/8."""
     bits = 0
-    for part in text.replace(" ", "").split(","):
-        if not part:
-            continue
-        low, _, high = part.partition("-")
-        if not low.isdigit() or (high and not high.isdigit()):
-            raise ConfigError(f"invalid cpuset list {text!r}")
-        for n in range(int(low), int(high or low) + 1):
-            bits |= 1 << n
+    for n in attrs.id_list(text, "linux.resources.cpu"):
+        bits |= 1 << n
     size = max((bits.bit_length() + 7) // 8, 1)
     return bits.to_bytes(size, "little")
 

@@ -449,5 +449,5 @@ def test_exec_cpu_affinity_initial_then_final(runtime: Runtime) -> None:
         assert result.returncode == 0, result.stderr
         assert status_field(result.stdout, "Cpus_allowed_list") == expected, affinity
     bad = runtime.run("exec", "-p", _process_file(runtime, {"initial": "1-0"}), container_id)
-    assert bad.returncode == 1 and "execCPUAffinity.initial" in bad.stderr
+    assert bad.returncode == 255 and "execCPUAffinity.initial" in bad.stderr  # runc: exec failed, 255
     runtime.run("delete", "-f", container_id, check=True)
