@@ -52,10 +52,11 @@ COMMANDS = {c.name: c for c in (
         a.Option(("d", "detach"), "detach", help="do not wait for the process"),
         a.Option(("pid-file",), "pid_file", True, help="write the process's host PID to this file"),
         a.Option(("preserve-fds",), "preserve_fds", True, 0, a.non_negative_int, help="pass N more fds (3..3+N-1)"),
-        a.Option(("ignore-paused",), "ignore_paused", help="accepted for runc compatibility (no pause yet)"),
+        a.Option(("ignore-paused",), "ignore_paused", help="exec even in a paused container"),
         a.Option(("apparmor",), "apparmor", True, help="AppArmor profile of the process"),
         a.Option(("process-label",), "process_label", True, help="SELinux label of the process"),
-        a.Option(("cgroup",), "cgroup", True, repeat=True, help="accepted for runc compatibility; no cgroups yet"),
+        a.Option(("cgroup",), "cgroup", True, repeat=True,
+                 help="[CONTROLLER:]PATH: a cgroup below the container's to run the process in"),
     ), ("id",), rest="command"),
     a.Command("state", "Print the OCI state of a container as JSON.", (), ("id",)),
     a.Command("list", "List containers.", (
@@ -82,6 +83,35 @@ COMMANDS = {c.name: c for c in (
         _BUNDLE,
         a.Option(("rootless",), "rootless", help="a template for an unprivileged user"),
     )),
+    a.Command("update", "Change the resource limits of a running container.", (
+        a.Option(("r", "resources"), "resources", True,
+                 help="an OCI LinuxResources JSON file, or - for stdin (other flags are then ignored)"),
+        a.Option(("memory",), "memory", True, help="memory limit in bytes (64m, 1g; -1: none)"),
+        a.Option(("memory-swap",), "memory_swap", True, help="memory + swap limit (-1: unlimited swap)"),
+        a.Option(("memory-reservation",), "memory_reservation", True, help="memory reservation (memory.low)"),
+        a.Option(("kernel-memory",), "kernel_memory", True, help="accepted for runc compatibility (no cgroup v2 file)"),
+        a.Option(("kernel-memory-tcp",), "kernel_memory_tcp", True,
+                 help="accepted for runc compatibility (no cgroup v2 file)"),
+        a.Option(("cpu-share", "cpu-shares"), "cpu_share", True, help="CPU shares (cpu.weight as crun converts)"),
+        a.Option(("cpu-quota",), "cpu_quota", True, help="CPU CFS quota in microseconds (-1: none)"),
+        a.Option(("cpu-period",), "cpu_period", True, help="CPU CFS period in microseconds"),
+        a.Option(("cpu-rt-period",), "cpu_rt_period", True, help="accepted for runc compatibility (no cgroup v2 file)"),
+        a.Option(("cpu-rt-runtime",), "cpu_rt_runtime", True,
+                 help="accepted for runc compatibility (no cgroup v2 file)"),
+        a.Option(("cpu-idle",), "cpu_idle", True, help="1: SCHED_IDLE for the cgroup (cpu.idle)"),
+        a.Option(("cpuset-cpus",), "cpuset_cpus", True, help="CPUs to use (0-3,8)"),
+        a.Option(("cpuset-mems",), "cpuset_mems", True, help="memory nodes to use"),
+        a.Option(("pids-limit",), "pids_limit", True, help="maximum number of tasks (-1: none)"),
+        a.Option(("blkio-weight",), "blkio_weight", True, help="block I/O weight, 10 to 1000"),
+        a.Option(("l3-cache-schema",), "l3_cache_schema", True, help="Intel RDT: not supported"),
+        a.Option(("mem-bw-schema",), "mem_bw_schema", True, help="Intel RDT: not supported"),
+    ), ("id",)),
+    a.Command("pause", "Freeze every process of a container (its cgroup v2's cgroup.freeze).", (), ("id",)),
+    a.Command("resume", "Thaw a paused container.", (), ("id",)),
+    a.Command("events", "Print a container's cgroup statistics and OOM events as JSON lines.", (
+        a.Option(("interval",), "interval", True, "5s", help="how often to print statistics (default 5s)"),
+        a.Option(("stats",), "stats", help="print the statistics once and exit"),
+    ), ("id",)),
     a.Command("features", "Print what this runtime supports, as JSON."),
 )}
 ALIASES = {alias: c.name for c in COMMANDS.values() for alias in c.aliases}
@@ -92,8 +122,10 @@ GLOBAL_OPTIONS = (
     a.Option(("log-format",), "log_format", True, "text", help="text or json"),
     a.Option(("log-level",), "log_level", True, help="accepted for crun compatibility"),
     a.Option(("debug",), "debug", help="print what the runtime plans to do on stderr"),
-    a.Option(("systemd-cgroup",), "systemd_cgroup", help="recorded in the state; this version manages no cgroups yet"),
-    a.Option(("cgroup-manager",), "cgroup_manager", True, help="cgroupfs, systemd or disabled; recorded, no cgroups are managed yet"),
+    a.Option(("systemd-cgroup",), "systemd_cgroup", help="a systemd scope per container (cgroupsPath slice:prefix:name)"),
+    a.Option(("cgroup-manager",), "cgroup_manager", True, help="cgroupfs (default), systemd or disabled"),
+    a.Option(("cgroups-required",), "cgroups_required",
+             help="refuse a container whose limits cannot be applied (annotation rootless.cgroups=required)"),
     a.Option(("rootless",), "rootless", True, "auto", help="true, false or auto"),
     a.Option(("criu",), "criu", True, help="accepted for runc compatibility; unused"),
     a.Option(("v", "version"), "version", help="print the version"),
@@ -158,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         root = values["root"] or default_root()
         ctx = Context(root=root if verb in ("spec", "features") else check_state_root(root), log=values["log"], log_format=values["log_format"],
                       debug=values["debug"], systemd_cgroup=values["systemd_cgroup"],
-                      rootless=values["rootless"], cgroup_manager=values["cgroup_manager"])
+                      rootless=values["rootless"], cgroup_manager=values["cgroup_manager"],
+                      cgroups_required=values["cgroups_required"])
         module = __import__(f"rootless.commands.{verb}", fromlist=["run"])
         return module.run(ctx, parsed)
     except RootlessError as err:

@@ -123,7 +123,19 @@ def _run_hooks(cdir: state.ContainerDir, record: dict, kind: str, status: str, w
     hooks.run_all(kind, saved, hooks.state_for(record, status, record["pid"]), warn=warn)
 
 
+def _cgroup(record: dict) -> str | None:
+    """The container's cgroup directory, when it has one that still exists."""
+    path = (record.get("cgroup") or {}).get("path")
+    return path if path and os.path.isdir(path) else None
+
+
 def _kill_all(record: dict) -> None:
+    cgroup = _cgroup(record)
+    if cgroup:
+        # Frozen first, so no process escapes by forking while the others die.
+        from rootless.cgroups import fs
+        fs.kill_all(cgroup)
+        return
     for pid in container_pids(record) or [record["pid"]]:
         try:
             os.kill(pid, signal.SIGKILL)
@@ -132,10 +144,15 @@ def _kill_all(record: dict) -> None:
 
 
 def container_pids(record: dict) -> list[int]:
-    """Every host PID of the container: its PID namespace when it has one, else the init's tree."""
+    """Every host PID of the container: its cgroup's when it has one, else its PID namespace
+    when it has one, else the init's tree."""
     pid = record["pid"]
     if not procfs.is_alive(pid, record.get("pid_start")):
         return []
+    cgroup = _cgroup(record)
+    if cgroup:
+        from rootless.cgroups import fs
+        return sorted(fs.procs(cgroup))
     if "pid" in record.get("namespaces", {}).get("new", []):
         return procfs.pids_in_pid_namespace(pid)
     return procfs.descendants(pid)
@@ -165,7 +182,7 @@ def wait_stopped(record: dict, timeout: float = 10.0) -> bool:
 def delete(cdir: state.ContainerDir, record: dict, force: bool, warn=None) -> None:
     """Stop what runs if asked, run the poststop hooks (failures go to `warn`), remove the state."""
     current = state.status(cdir, record)
-    if current == "running" and not force:
+    if current in ("running", "paused") and not force:
         raise RootlessError(f"cannot delete container {cdir.id} that is not stopped: {current} "
                             "(stop it first or use --force)")
     if current != "stopped":
@@ -178,6 +195,9 @@ def delete(cdir: state.ContainerDir, record: dict, force: bool, warn=None) -> No
         from netns import attach
         attach.detach(record["network"])
     fault("delete:detached")
+    if (record.get("cgroup") or {}).get("driver") in ("cgroupfs", "systemd"):
+        from rootless.cgroups import manager
+        manager.destroy(record)
     shim = record.get("shim")
     if shim and shim["pid"] != os.getpid():
         _wait_for_shim(shim)

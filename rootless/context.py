@@ -6,9 +6,11 @@ from rootless import log, paths
 
 class Context:
     def __init__(self, root: str, log: str | None = None, log_format: str = "text", debug: bool = False,
-                 systemd_cgroup: bool = False, rootless: str = "auto", cgroup_manager: str | None = None):
+                 systemd_cgroup: bool = False, rootless: str = "auto", cgroup_manager: str | None = None,
+                 cgroups_required: bool = False):
         self.root, self.log, self.log_format, self.debug = root, log, log_format, debug
         self.systemd_cgroup, self.rootless, self.cgroup_manager = systemd_cgroup, rootless, cgroup_manager
+        self.cgroups_required = cgroups_required
 
     def trace(self, message: str) -> None:
         """--debug output: level=debug lines in the --log file, else on stderr (rootless.log)."""

@@ -5,6 +5,10 @@ import os
 PROC = "/proc"
 SUBUID = "/etc/subuid"
 SUBGID = "/etc/subgid"
+# Where the cgroup v2 hierarchy the runtime uses is mounted. ROOTLESS_CGROUP_MOUNT points it
+# elsewhere: the tests of hybrid hosts use their cgroup2 tree at /sys/fs/cgroup/unified, which
+# has no controllers worth having but freezes, kills and tracks processes for real.
+CGROUP_MOUNT = os.environ.get("ROOTLESS_CGROUP_MOUNT") or "/sys/fs/cgroup"
 
 
 def in_initial_userns(proc: str = PROC) -> bool:

@@ -199,9 +199,21 @@ def status(cdir: ContainerDir, state: dict) -> str:
     pid = state.get("pid") or 0
     if not procfs.is_alive(pid, state.get("pid_start")):
         return "stopped"
+    cgroup = (state.get("cgroup") or {}).get("path")
+    if cgroup and _frozen(cgroup):
+        return "paused"
     if os.path.exists(cdir.fifo):
         return "created"
     return "running"
+
+
+def _frozen(cgroup: str) -> bool:
+    """`pause` froze it (rootless.cgroups.fs.freeze): cgroup.freeze reads 1."""
+    try:
+        with open(os.path.join(cgroup, "cgroup.freeze"), "rb") as f:
+            return f.read(1) == b"1"
+    except OSError:
+        return False
 
 
 def list_ids(root: str) -> list[str]:

@@ -24,7 +24,7 @@ def features() -> dict:
             "namespaces": sorted(namespaces.FLAGS),
             "capabilities": sorted("CAP_" + name.upper() for name in prctl.ALL_CAP_NAMES
                                    if not name.startswith("unknown")),
-            "cgroup": {"v1": False, "v2": False, "systemd": False, "systemdUser": False, "rdma": False},
+            "cgroup": _cgroup(),
             "seccomp": {"enabled": True, "actions": sorted(seccomp.ACTIONS), "operators": sorted(seccomp.OPERATORS),
                         "archs": sorted(archs), "knownFlags": sorted(seccomp.FLAGS), "supportedFlags": sorted(flags)},
             "apparmor": {"enabled": attrs.apparmor_enabled()},
@@ -37,6 +37,17 @@ def features() -> dict:
         },
         "annotations": {"io.github.rootless.version": __version__},
     }
+
+
+def _cgroup() -> dict:
+    """What this host offers, not what the code could do: cgroup v2 only where it is the
+    whole hierarchy (v1 is never written), systemd where its bus answers."""
+    from rootless.cgroups import host
+    v2 = host.unified()
+    return {"v1": False, "v2": v2,
+            "systemd": v2 and os.path.exists(host.SYSTEM_BUS.partition("=")[2]),
+            "systemdUser": v2 and host.bus_address(False, os.environ) is not None,
+            "rdma": v2 and "rdma" in host.controllers(host.MOUNT)}
 
 
 def _kernel_at_least(major: int, minor: int) -> bool:

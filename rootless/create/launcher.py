@@ -103,8 +103,7 @@ def prepare(ctx, request: Request) -> InitJob:
             ctx.trace(warning)
     if request.console_socket and not terminal:
         raise RootlessError("--console-socket needs process.terminal: true in config.json")
-    if any(config["linux"].get("resources", {}).values()):
-        ctx.warn("linux.resources is not applied: this version of rootless manages no cgroups")
+    cgroup = _plan_cgroup(ctx, config, request.container_id, rootless=not privileged or not initial_userns)
     ctx.trace(ns_plan.describe())
     if idmaps is not None:
         ctx.trace(idmaps.describe())
@@ -134,7 +133,44 @@ def prepare(ctx, request: Request) -> InitJob:
         may_mknod=privileged and initial_userns and not ns_plan.new_user,
         rootless=not privileged or not initial_userns,
         seccomp_filter=seccomp_filter, owner=owner or str(os.geteuid()), console_fd=None, state_dir_fd=None,
-        network=network)
+        network=network, cgroup=cgroup)
+
+
+def _plan_cgroup(ctx, config: dict, container_id: str, rootless: bool):
+    """rootless.cgroups.manager's Cgroup to make, or a record of why there is none. Where
+    nothing can be made and nothing is asked for, none of rootless/cgroups is loaded."""
+    limits = {k: v for k, v in (config["linux"].get("resources") or {}).items() if k != "devices" and v}
+    manager = ctx.effective_cgroup_manager
+    required = ctx.cgroups_required or (config.get("annotations") or {}).get("rootless.cgroups") == "required"
+    if not limits and not required:
+        if manager == "disabled":
+            return {"driver": "none", "reason": "--cgroup-manager disabled"}
+        if not os.path.exists(os.path.join(paths.CGROUP_MOUNT, "cgroup.controllers")):
+            return {"driver": "none", "reason": f"{paths.CGROUP_MOUNT} is not a cgroup v2 hierarchy (cgroup v1 or hybrid host)"}
+    from rootless.cgroups import manager as cgroups
+    plan = cgroups.plan(config, container_id, manager, rootless=rootless, env=os.environ)
+    ctx.trace(plan.describe())
+    if plan.driver == "none":
+        not_applied = cgroups.check_required(plan, container_id, required)
+        message = cgroups.warning(not_applied, plan.reason, plan.translation.inapplicable)
+        if message:
+            ctx.warn(message)
+        return {"driver": "none", "reason": plan.reason}
+    return cgroups.Cgroup(plan, container_id, required=required)
+
+
+def _join_cgroup(ctx, job: InitJob, pid: int) -> None:
+    """The "cgroup" step of rootless.create.protocol: the stage `pid` goes into the container's
+    cgroup, made for it, with the limits written, before it creates any namespace."""
+    not_applied = job.cgroup.join(pid)
+    from rootless.cgroups import manager as cgroups
+    if not_applied and job.cgroup.required:
+        raise RootlessError(f"cannot create container {job.container_id}: {', '.join(not_applied)} cannot be "
+                            f"applied: {cgroups.NOT_DELEGATED.format(path=job.cgroup.path)} (rootless.cgroups=required)")
+    message = cgroups.warning(not_applied, cgroups.NOT_DELEGATED.format(path=job.cgroup.path),
+                              job.cgroup.plan.translation.inapplicable)
+    if message:
+        ctx.warn(message)
 
 
 def _plan_network(ctx, config: dict, ns_plan):
@@ -206,7 +242,7 @@ def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | Non
         os.close(job.state_dir_fd)
         if request.console_socket:
             os.close(job.console_fd)
-        ready = _follow_protocol(parent, job, pids)
+        ready = _follow_protocol(ctx, parent, job, pids)
         init_pid = pids["init"]
         fault("create:ready")
         for warning in ready.get("warnings", []):
@@ -228,7 +264,10 @@ def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | Non
             "namespaces": {"new": job.ns_plan.new_types + (["user"] if job.ns_plan.new_user else []),
                            "joined": dict(job.ns_plan.join)},
             "cgroup_manager": ctx.effective_cgroup_manager, "rootless": job.rootless,
+            "cgroup": job.cgroup if isinstance(job.cgroup, dict) else job.cgroup.record(),
         }
+        if job.config["linux"].get("resources"):
+            record["resources"] = job.config["linux"]["resources"]
         if network is not None:
             record["network"] = network
         if job.notify:
@@ -256,6 +295,11 @@ def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | Non
             _reap(pids["stage"])
         if pids["init"] and subreaper:
             _reap(pids["init"])
+        if not isinstance(job.cgroup, dict):
+            try:
+                job.cgroup.remove()
+            except RootlessError as err:
+                ctx.warn(f"the failed container's cgroup is left: {err.message}")
         if parent is not None:
             parent.close()
         cdir.remove()
@@ -267,7 +311,7 @@ def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | Non
         raise
 
 
-def _follow_protocol(parent: protocol.Channel, job: InitJob, pids: dict) -> dict:
+def _follow_protocol(ctx, parent: protocol.Channel, job: InitJob, pids: dict) -> dict:
     """The parent's half of rootless.create.protocol, up to "ready"; fills pids["init"] with the
     init's host PID and clears pids["stage"] once that stage is reaped. Returns the "ready"
     message (its warnings and notes)."""
@@ -280,7 +324,10 @@ def _follow_protocol(parent: protocol.Channel, job: InitJob, pids: dict) -> dict
         if message is None:
             raise RootlessError(_what_died(pids))
         kind = message["type"]
-        if kind == "userns":
+        if kind == "cgroup":
+            _join_cgroup(ctx, job, message["pid"])
+            parent.send("joined")
+        elif kind == "userns":
             from idmap import apply as idmap_apply
             idmap_apply.apply_idmap_plan(job.idmaps, message["pid"])
             fault("create:mapped")

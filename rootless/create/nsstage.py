@@ -18,6 +18,11 @@ from rootless.errors import RootlessError, fault
 def run(channel, job) -> None:
     """Never returns."""
     try:
+        if not isinstance(job.cgroup, dict):
+            # Into the container's cgroup before any namespace exists: the init and all it
+            # forks are born there, and a new cgroup namespace is rooted at it.
+            channel.send("cgroup", pid=os.getpid())
+            channel.expect("joined")
         plan = job.ns_plan
         for nstype, path in plan.join:
             try:

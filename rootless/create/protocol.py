@@ -6,6 +6,11 @@ Two pipes, created by the parent before it forks the namespace stage:
 Each message is one JSON object on one line (well under PIPE_BUF, so writes are atomic).
 
 The order, for `create`:
+  0. only when the container gets a cgroup of its own (rootless.cgroups.manager), nsstage
+     first sends
+       {"type": "cgroup", "pid": P}     and waits for
+       {"type": "joined"}               (the parent made the cgroup, or systemd's scope, with P
+                                        in it and the limits written)
   1. nsstage joins namespaces given by path; if it creates a user namespace it sends
        {"type": "userns", "pid": P}     and waits for
        {"type": "mapped"}               (the parent wrote P's uid_map/gid_map, or newuidmap did)

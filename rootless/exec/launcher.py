@@ -21,12 +21,14 @@ class ExecRequest:
                  env: list[str] | None = None, user: str | None = None, additional_gids: list[str] | None = None,
                  caps: list[str] | None = None, no_new_privs: bool = False, tty: bool | None = None,
                  console_socket: str | None = None, detach: bool = False, pid_file: str | None = None,
-                 preserve_fds: int = 0, apparmor: str | None = None, process_label: str | None = None):
+                 preserve_fds: int = 0, apparmor: str | None = None, process_label: str | None = None,
+                 ignore_paused: bool = False, cgroup: list[str] | None = None):
         self.args, self.process_file, self.cwd, self.env = args, process_file, cwd, env or []
         self.user, self.additional_gids, self.caps = user, additional_gids or [], caps or []
         self.no_new_privs, self.tty, self.console_socket, self.detach = no_new_privs, tty, console_socket, detach
         self.pid_file = os.path.abspath(pid_file) if pid_file else None
         self.preserve_fds, self.apparmor, self.process_label = preserve_fds, apparmor, process_label
+        self.ignore_paused, self.cgroup = ignore_paused, cgroup or []
 
 
 class ExecJob:
@@ -135,6 +137,8 @@ def execute(ctx, cdir: state.ContainerDir, record: dict, request: ExecRequest) -
     current = state.status(cdir, record)
     if current == "stopped":
         raise RootlessError(f"cannot exec in a stopped container: {cdir.id}")
+    if current == "paused" and not request.ignore_paused:
+        raise RootlessError(f"cannot exec in a paused container {cdir.id} (use --ignore-paused to override)")
     config = cdir.load_config()
     proc = build_process(config["process"], request)
     terminal = bool(proc.get("terminal"))
@@ -156,9 +160,10 @@ def execute(ctx, cdir: state.ContainerDir, record: dict, request: ExecRequest) -
     console_fd = agent = host_proc = None
     init_pid = record["pid"]
     namespace_fds = _open_namespaces(init_pid)
-    root_fd = None
+    root_fd = cgroup_fd = None
     try:
         root_fd = os.open(f"/proc/{init_pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        cgroup_fd = _open_cgroup(record, request.cgroup)
         if terminal or listener_path:
             import socket as socket_module
         if listener_path:
@@ -179,12 +184,13 @@ def execute(ctx, cdir: state.ContainerDir, record: dict, request: ExecRequest) -
         job = ExecJob(init_pid=init_pid, namespace_fds=namespace_fds, root_fd=root_fd, process=proc, linux=linux,
                       seccomp_filter=seccomp_filter, console_fd=console_fd, socket_module=socket_module,
                       preserve_fds=request.preserve_fds, local_console=local_console is not None, agent=agent, host_proc=host_proc, config=config,
-                      container_id=cdir.id, bundle=record.get("bundle", ""))
+                      container_id=cdir.id, bundle=record.get("bundle", ""), cgroup_fd=cgroup_fd,
+                      cgroup_unit=_systemd_unit(record))
         pid = _fork_stage(job, ctx.warn)
     finally:
         for _, fd in namespace_fds:
             os.close(fd)
-        for fd in (root_fd, console_fd, host_proc):
+        for fd in (root_fd, console_fd, host_proc, cgroup_fd):
             if fd is not None:
                 os.close(fd)
         if agent is not None:
@@ -207,6 +213,33 @@ def execute(ctx, cdir: state.ContainerDir, record: dict, request: ExecRequest) -
     return supervise.wait_exit_code(pid)
 
 
+def _open_cgroup(record: dict, wanted: list[str]) -> int | None:
+    """cgroup.procs of the container's cgroup (or of a cgroup below it, runc's `--cgroup
+    PATH`), opened here: the kernel checks who may move a process into it when the file is
+    opened, so the stage can write to it after it joined the user namespace."""
+    path = (record.get("cgroup") or {}).get("path")
+    if not path or not os.path.isdir(path):
+        if wanted:
+            raise UsageError("--cgroup: the container has no cgroup of its own")
+        return None
+    for value in wanted:
+        controller, colon, sub = value.rpartition(":")
+        sub = sub.strip("/")
+        if not sub or ".." in sub.split("/"):
+            raise UsageError(f"--cgroup {value!r}: give a path below the container's cgroup")
+        path = os.path.join(path, sub)  # cgroup v2 has one hierarchy: the controller part is moot
+    target = os.path.join(path, "cgroup.procs")
+    try:
+        return os.open(target, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as err:
+        raise RootlessError(f"open `{target}`: {err.strerror}") from None
+
+
+def _systemd_unit(record: dict) -> dict | None:
+    entry = record.get("cgroup") or {}
+    return entry if entry.get("driver") == "systemd" else None
+
+
 def _fork_stage(job: ExecJob, warn) -> int:
     """Fork rootless.exec.stage and follow its messages until the process has executed its
     program. Returns the process's host PID."""
@@ -225,6 +258,10 @@ def _fork_stage(job: ExecJob, warn) -> int:
                 break
             if message["type"] == "pid":
                 pid = message["pid"]
+            elif message["type"] == "cgroup":
+                from rootless.cgroups import systemd
+                systemd.attach(job.cgroup_unit, message["pid"])
+                parent.send("joined")
             elif message["type"] == "warnings":
                 for warning in message["warnings"]:
                     warn(warning)

@@ -4,6 +4,9 @@ reports the process's host PID and exits. The process becomes what the container
 (rootless.process.become.become) and executes the command.
 
 Messages to the CLI process, on the pipe of rootless.create.protocol (one JSON object per line):
+  the stage:   {"type": "cgroup", "pid": P} only when it may not write the container's
+                                             cgroup.procs itself and systemd manages the
+                                             cgroup; waits for {"type": "joined"}
   the stage:   {"type": "pid", "pid": P}     P as the caller sees it: fork's return value here,
                                              where our own PID namespace is still the caller's
   the process: {"type": "warnings", "warnings": [...]} when there are any, then nothing: the
@@ -11,6 +14,7 @@ Messages to the CLI process, on the pipe of rootless.create.protocol (one JSON o
   either:      {"type": "error", "msg": "..."} and exit
 """
 
+import errno
 import os
 
 from rootless.terminal import ctty
@@ -36,6 +40,17 @@ def run(channel, job) -> None:
         # spec's words), else every CPU: the caller's pinning stays out, as with current runc.
         initial, final = attrs.cpu_affinity(job.process)
         attrs.set_cpus(initial, "initial")
+        if job.cgroup_fd is not None:
+            # Into the container's cgroup before anything else: the process is forked below.
+            try:
+                os.write(job.cgroup_fd, b"0")
+            except OSError as err:
+                if not job.cgroup_unit or err.errno not in (errno.EACCES, errno.EPERM):
+                    raise RootlessError(f"join the container's cgroup: {err.strerror}") from None
+                # A caller outside the user's delegated tree (a login session's scope) may not
+                # move itself there; systemd may, through its system instance.
+                channel.send("cgroup", pid=os.getpid())
+                channel.expect("joined")
         for nstype, fd in job.namespace_fds:
             sc.setns(fd, namespaces.FLAGS[nstype], f"/proc/{job.init_pid}/ns/{namespaces.PROC_NAMES[nstype]}")
             if nstype == "user":

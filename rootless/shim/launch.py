@@ -32,7 +32,7 @@ def spawn(ctx, request, *, log_path: str | None, log_format: str, remove: bool) 
         "log_path": os.path.abspath(log_path) if log_path else os.path.join(root, request.container_id, "ctr.log"),
         "context": {"root": root, "log": ctx.log, "log_format": ctx.log_format, "debug": ctx.debug,
                     "systemd_cgroup": ctx.systemd_cgroup, "rootless": ctx.rootless,
-                    "cgroup_manager": ctx.cgroup_manager},
+                    "cgroup_manager": ctx.cgroup_manager, "cgroups_required": ctx.cgroups_required},
         # Absolute: the shim leaves the caller's directory (it must not keep it busy).
         "request": {"container_id": request.container_id, "bundle": os.path.abspath(request.bundle or "."),
                     "config_file": request.config_file and os.path.abspath(request.config_file),

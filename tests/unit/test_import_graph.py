@@ -49,6 +49,29 @@ def test_the_shim_imports_almost_nothing() -> None:
                                                                  "_struct", "struct"}, result.stdout
 
 
+def test_cgroups_load_only_for_configs_that_need_them() -> None:
+    """A config without limits on a host that delegates nothing loads nothing of
+    rootless/cgroups; the cgroupfs driver and the verbs' operations load no D-Bus client
+    (jeepney is for the systemd driver only)."""
+    code = (
+        "import sys, os\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from rootless.create import launcher\n"
+        "from rootless.context import Context\n"
+        "os.path.exists = lambda p, real=os.path.exists: False if p.endswith('cgroup.controllers') else real(p)\n"
+        "config = {'linux': {'resources': {'devices': [{'allow': False, 'access': 'rwm'}]}}, 'annotations': {}}\n"
+        "record = launcher._plan_cgroup(Context(root='/nonexistent'), config, 'c', rootless=True)\n"
+        "assert record['driver'] == 'none', record\n"
+        "loaded = [m for m in sys.modules if m.startswith('rootless.cgroups')]\n"
+        "import rootless.cgroups.manager, rootless.cgroups.fs, rootless.cgroups.stats, rootless.commands.pause\n"
+        "import rootless.commands.update, rootless.commands.events\n"
+        f"heavy = [m for m in sys.modules if m.split('.')[0] in {HEAVY!r} and m != 'json']\n"
+        "print(','.join(sorted(loaded + heavy)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "", result.stdout
+
+
 def test_rootless_never_imports_rlx() -> None:
     """`rlx` (typer, httpx) is a second command: nothing under rootless/ outside rlx/ and
     images/ imports them, so no verb of `rootless` can pay for them."""
