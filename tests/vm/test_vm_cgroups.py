@@ -7,34 +7,21 @@ xfails until its cgroup driver lands (vmlib.ISSUE_11), so that the merge flips t
 
 import json
 import os
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-from vmlib import (BOTH_ISSUE_11, DELEGATED, PREFIX, SLICE, VmRuntime, expected_scope, keyed, read, scope_name,
-                   systemctl_user, user_manager_cgroup, wait_until, weight_from_shares)
+from vmlib import (BOTH_ISSUE_11, COUNTER, DELEGATED, PREFIX, SLICE, VmRuntime, counter, expected_scope, keyed, read,
+                   scope_name, systemctl_user, user_manager_cgroup, wait_until, weight_from_shares)
 
 MiB = 1024 * 1024
 LIFECYCLES = int(os.environ.get("VMTIER_LIFECYCLES", "5"))
 
 
-def counter(out: Path) -> int:
-    text = (out / "count").read_text().strip() if (out / "count").exists() else ""
-    return int(text or 0)
-
-
-COUNTER = "i=0; while :; do i=$((i+1)); echo $i > /out/count.new; mv /out/count.new /out/count; sleep 0.2; done"
-
-
 @pytest.mark.parametrize("vm_runtime", BOTH_ISSUE_11, indirect=True)
 def test_systemd_driver_makes_a_delegated_scope_below_the_user_manager(vm_runtime: VmRuntime) -> None:
-    container_id = vm_runtime.new_id()
-    bundle = vm_runtime.bundle(["sleep", "600"], container_id, resources={"pids": {"limit": 100}})
-    vm_runtime.run("create", "--bundle", str(bundle), container_id)
     # The init is in its scope as soon as create returns (containerd reads it then).
-    scope = vm_runtime.cgroup(container_id)
+    container_id, scope = vm_runtime.create(["sleep", "600"], resources={"pids": {"limit": 100}})
     assert user_manager_cgroup(vm_runtime.user.uid) in scope.parents
     shown = systemctl_user("show", "-p", "ActiveState", "-p", "Delegate", scope_name(container_id)).stdout
     assert sorted(shown.split()) == ["ActiveState=active", "Delegate=yes"], shown
@@ -162,10 +149,7 @@ def test_exec_lands_in_the_containers_cgroup(vm_runtime: VmRuntime) -> None:
 
 @pytest.mark.parametrize("vm_runtime", BOTH_ISSUE_11, indirect=True)
 def test_delete_removes_the_scope(vm_runtime: VmRuntime) -> None:
-    container_id = vm_runtime.new_id()
-    bundle = vm_runtime.bundle(["sleep", "600"], container_id, resources={"pids": {"limit": 50}})
-    vm_runtime.run("create", "--bundle", str(bundle), container_id)
-    scope = vm_runtime.cgroup(container_id)
+    container_id, scope = vm_runtime.create(["sleep", "600"], resources={"pids": {"limit": 50}})
     vm_runtime.run("delete", "--force", container_id)
     assert not scope.exists()
     assert systemctl_user("show", "-P", "ActiveState", scope_name(container_id)).stdout.strip() == "inactive"

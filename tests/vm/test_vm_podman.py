@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from vmlib import BOTH_ISSUE_11, Podman, wait_until
+from vmlib import BOTH_ISSUE_11, COUNTER, Podman, counter, wait_until
 
 MiB = 1024 * 1024
 
@@ -41,21 +41,16 @@ def test_podman_update_changes_a_running_containers_limits(podman: Podman) -> No
 def test_podman_pause_and_unpause(podman: Podman) -> None:
     out = Path(tempfile.mkdtemp(prefix="out-", dir=podman.home))
     os.chmod(out, 0o777)
-    name = running(podman, "--volume", f"{out}:/out", Podman.IMAGE, "sh", "-c",
-                   "i=0; while :; do i=$((i+1)); echo $i > /out/count.new; mv /out/count.new /out/count; sleep 0.2; done")
-
-    def count() -> int:
-        return int((out / "count").read_text().strip() or 0) if (out / "count").exists() else 0
-
-    assert wait_until(lambda: count() >= 2, timeout=60)
+    name = running(podman, "--volume", f"{out}:/out", Podman.IMAGE, "sh", "-c", COUNTER)
+    assert wait_until(lambda: counter(out) >= 2, timeout=60)
     podman("pause", name, check=True)
     assert podman.inspect(name, "{{.State.Status}}") == "paused"
-    stopped_at = count()
+    stopped_at = counter(out)
     time.sleep(2)
-    assert count() == stopped_at
+    assert counter(out) == stopped_at
     podman("unpause", name, check=True)
     assert podman.inspect(name, "{{.State.Status}}") == "running"
-    assert wait_until(lambda: count() > stopped_at + 2, timeout=60)
+    assert wait_until(lambda: counter(out) > stopped_at + 2, timeout=60)
 
 
 @pytest.mark.parametrize("podman", BOTH_ISSUE_11, indirect=True)

@@ -29,6 +29,8 @@ ISSUE_11 = pytest.mark.xfail(strict=True, reason="issue 11: cgroup driver not me
 # runc is the baseline; rootless must behave as it does.
 BOTH = ["runc", "rootless"]
 BOTH_ISSUE_11 = ["runc", pytest.param("rootless", marks=ISSUE_11)]
+# A container init that counts, five times a second, into /out/count (for pause and resume).
+COUNTER = "i=0; while :; do i=$((i+1)); echo $i > /out/count.new; mv /out/count.new /out/count; sleep 0.2; done"
 
 
 def user_manager_cgroup(uid: int) -> Path:
@@ -74,6 +76,12 @@ def wait_until(predicate, timeout: float = 60, interval: float = 0.2) -> bool:
     return True
 
 
+def counter(out: Path) -> int:
+    """What COUNTER last wrote into the folder `out` (0 before its first count)."""
+    path = out / "count"
+    return int(path.read_text().strip() or 0) if path.exists() else 0
+
+
 def weight_from_shares(shares: int) -> int:
     """runc's (and crun's documented) cpu.shares -> cpu.weight conversion."""
     return 0 if shares == 0 else 1 + ((shares - 2) * 9999) // 262142
@@ -117,6 +125,13 @@ class VmRuntime:
         podman passes it to create only)."""
         flags = ("--systemd-cgroup",) if systemd and args and args[0] in ("create", "run") else ()
         return self.rt.run(*flags, *args, check=check, timeout=timeout, **kwargs)
+
+    def create(self, args: list[str], resources: dict) -> tuple[str, Path]:
+        """A created container under the systemd driver: (id, its scope)."""
+        container_id = self.new_id()
+        bundle = self.bundle(args, container_id, resources=resources)
+        self.run("create", "--bundle", str(bundle), container_id)
+        return container_id, self.cgroup(container_id)
 
     def start_detached(self, script: str, *, resources: dict | None = None, out: Path | None = None,
                        systemd: bool = True) -> str:
