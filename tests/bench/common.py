@@ -139,3 +139,16 @@ class Podman:
 def median_ms(values: list[float]) -> float:
     import statistics
     return statistics.median(values) * 1000
+
+
+def time_one(argv: list[str], cwd: str) -> float:
+    """Wall time of one command, which must succeed (the benchmark stops with its error)."""
+    import subprocess
+    import time
+    start = time.perf_counter()
+    result = subprocess.run(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        sys.exit(f"{' '.join(argv)} failed ({result.returncode}): {result.stderr.strip()}")
+    return elapsed

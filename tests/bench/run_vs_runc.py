@@ -23,23 +23,12 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
-import time
 
-from common import Podman, add_common_options, build_rootfs, reexec_as_user, subordinate_mappings, write_bundle
+from common import (Podman, add_common_options, build_rootfs, reexec_as_user, subordinate_mappings, time_one,
+                    write_bundle)
 
 KINDS = ("single", "subids", "single+seccomp", "subids+seccomp")
-
-
-def time_one(argv: list[str], cwd: str) -> float:
-    start = time.perf_counter()
-    result = subprocess.run(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        sys.exit(f"{' '.join(argv)} failed ({result.returncode}): {result.stderr.strip()}")
-    return elapsed
 
 
 def make_bundle(directory: str, rootfs: str, kind: str, args: list[str], seccomp: dict | None) -> str:

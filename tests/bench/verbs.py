@@ -18,19 +18,9 @@ import sys
 import tempfile
 import time
 
-from common import add_common_options, build_rootfs, median_ms, reexec_as_user, write_bundle
+from common import add_common_options, build_rootfs, median_ms, reexec_as_user, time_one, write_bundle
 
 VERBS = ("state created", "list", "start", "state running", "kill", "delete")
-
-
-def timed(argv: list[str], cwd: str) -> float:
-    start = time.perf_counter()
-    result = subprocess.run(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        sys.exit(f"{' '.join(argv)} failed ({result.returncode}): {result.stderr.strip()}")
-    return elapsed
 
 
 def wait_stopped(argv: list[str], cid: str, cwd: str) -> None:
@@ -45,13 +35,13 @@ def wait_stopped(argv: list[str], cid: str, cwd: str) -> None:
 def one_round(argv: list[str], cid: str, bundle: str, samples: dict[str, list[float]]) -> None:
     subprocess.run(argv + ["create", cid], cwd=bundle, check=True, stdin=subprocess.DEVNULL,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    samples["state created"].append(timed(argv + ["state", cid], bundle))
-    samples["list"].append(timed(argv + ["list"], bundle))
-    samples["start"].append(timed(argv + ["start", cid], bundle))
-    samples["state running"].append(timed(argv + ["state", cid], bundle))
-    samples["kill"].append(timed(argv + ["kill", cid, "9"], bundle))
+    samples["state created"].append(time_one(argv + ["state", cid], bundle))
+    samples["list"].append(time_one(argv + ["list"], bundle))
+    samples["start"].append(time_one(argv + ["start", cid], bundle))
+    samples["state running"].append(time_one(argv + ["state", cid], bundle))
+    samples["kill"].append(time_one(argv + ["kill", cid, "9"], bundle))
     wait_stopped(argv, cid, bundle)
-    samples["delete"].append(timed(argv + ["delete", cid], bundle))
+    samples["delete"].append(time_one(argv + ["delete", cid], bundle))
 
 
 def main() -> None:
