@@ -46,8 +46,6 @@ KNOWN: dict[str, tuple[str, str]] = {
     "state-stopped": OWNER,
     "ns-without-pid": ("no PID namespace: runc fails to mount a new procfs (the host's PID namespace is not the "
                        "user's); rootless starts the container", "filesystem"),
-    "resources-devices-rule": ("a device cgroup rule: runc (rootless) ignores it silently; rootless prints a "
-                               "warning on stderr", "validation/messages"),
     "execCPUAffinity-final": ("process.execCPUAffinity is accepted but not applied (runc 1.2 sets the final CPU "
                               "set)", "process"),
     "list-empty-json": ("`list -f json` with no container: runc prints null, rootless []", "validation/messages"),
