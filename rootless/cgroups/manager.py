@@ -115,12 +115,30 @@ class Cgroup:
         if p.driver == "cgroupfs":
             wanted = {w.controller for w in p.translation.writes if w.controller} | set(fs.CONTROLLERS)
             self.path, self.created = fs.make(self.mount, p.relative, wanted)
-            fs.add_process(self.path, pid)
+            try:
+                fs.add_process(self.path, pid)
+            except (RootlessError, OSError) as err:
+                if self.required:
+                    raise
+                return self._without_cgroup(err)
         else:
             from rootless.cgroups import systemd
             self.path = systemd.start(p, self.id, pid, self.proc, self.mount)
             self.started = True  # a scope that failed to start is reset by the next start
         return fs.apply(self.path, p.translation.writes)
+
+    def _without_cgroup(self, err) -> list[str]:
+        """The caller's own cgroup looked delegated but the kernel refused a child of it (a
+        systemd service without Delegate=yes: its cgroup holds the caller, EOPNOTSUPP or
+        EBUSY): the container runs in the caller's cgroup, as runc's rootless cgroupfs
+        manager lets it, and every limit is named as not applied."""
+        if self.path:
+            fs.remove(self.path)
+        fs.remove_dirs(self.created)
+        message = err.message if isinstance(err, RootlessError) else (err.strerror or str(err))
+        self.plan = Plan("none", self.plan.translation, f"cannot use the cgroup {self.plan.relative}: {message}")
+        self.path, self.created = None, []
+        return [name for w in self.plan.translation.writes for name in w.names]
 
     def record(self) -> dict:
         p = self.plan
@@ -129,6 +147,8 @@ class Cgroup:
             entry["created"] = self.created
         elif p.driver == "systemd":
             entry.update(unit=p.unit, slice=p.slice, address=p.address, uid=p.uid)
+        else:
+            entry["reason"] = p.reason
         return entry
 
     def remove(self) -> None:

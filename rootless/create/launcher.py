@@ -164,11 +164,11 @@ def _join_cgroup(ctx, job: InitJob, pid: int) -> None:
     cgroup, made for it, with the limits written, before it creates any namespace."""
     not_applied = job.cgroup.join(pid)
     from rootless.cgroups import manager as cgroups
+    reason = job.cgroup.plan.reason or cgroups.NOT_DELEGATED.format(path=job.cgroup.path)
     if not_applied and job.cgroup.required:
         raise RootlessError(f"cannot create container {job.container_id}: {', '.join(not_applied)} cannot be "
-                            f"applied: {cgroups.NOT_DELEGATED.format(path=job.cgroup.path)} (rootless.cgroups=required)")
-    message = cgroups.warning(not_applied, cgroups.NOT_DELEGATED.format(path=job.cgroup.path),
-                              job.cgroup.plan.translation.inapplicable)
+                            f"applied: {reason} (rootless.cgroups=required)")
+    message = cgroups.warning(not_applied, reason, job.cgroup.plan.translation.inapplicable)
     if message:
         ctx.warn(message)
 

@@ -220,6 +220,21 @@ def _mount_filesystem(op: mounts.Mount, target: str, shown: str, flags: int, dat
     return True
 
 
+def _cgroup2_host(path: str = "/sys/fs/cgroup") -> bool:
+    """The host's /sys/fs/cgroup is one cgroup v2 hierarchy (read before pivot_root)."""
+    try:
+        fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return sc.fstatfs_type(fd, path) == CGROUP2_SUPER_MAGIC
+    finally:
+        os.close(fd)
+
+
+CGROUP2_SUPER_MAGIC = 0x63677270
+
+
 def _host_bind(op: mounts.Mount, source: str) -> mounts.Mount:
     """A bind of the host's instance standing in for a filesystem: its flags (ro above all)
     hold for every mount below it, or a read-only /sys/fs/cgroup would have writable
@@ -246,9 +261,15 @@ def apply_mount(root: Rootfs, op: mounts.Mount) -> None:
     else:
         directory = True
     if op.fstype in ("cgroup", "cgroup2"):
-        # cgroup v1 needs one mount per controller, and a cgroup2 mount shows the whole
-        # hierarchy without a cgroup namespace: the host's tree, bound, serves both.
-        op = _host_bind(op, "/sys/fs/cgroup")
+        if _cgroup2_host():
+            # A cgroup2 mount made in the container's own cgroup namespace shows the container's
+            # cgroup as its root, with its limits (runc mounts it so); where the kernel refuses
+            # (no cgroup namespace of its own), _mount_filesystem binds the host's tree.
+            op = mounts.Mount(op.destination, "cgroup2", "cgroup", op.flags, "", op.propagation, False,
+                              "/sys/fs/cgroup", op.recursive)
+        else:
+            # cgroup v1 needs one mount per controller (hybrid hosts): the host's tree, bound.
+            op = _host_bind(op, "/sys/fs/cgroup")
     flags, data = op.flags, op.data
     if op.fstype in ("proc", "sysfs") and not op.bind:
         root.require_plain_directory(op.destination, op.fstype)

@@ -179,3 +179,27 @@ def test_stats_in_runc_s_shape(tree, tmp_path) -> None:
                                                         {"major": 8, "op": "Write", "value": 20}]
     assert data["intel_rdt"] == {} and data["network_interfaces"] is None
     assert stats.oom_kills(cgroup.path) == 2
+
+
+@pytest.mark.parametrize("required", [False, True])
+def test_a_cgroup_the_kernel_refuses_leaves_the_container_in_the_caller_s(tree, tmp_path, monkeypatch, required) -> None:
+    """A systemd service without Delegate=yes looks delegated (the user owns its cgroup), but
+    moving a process below it fails (EOPNOTSUPP, seen in the VM tier): the container runs in
+    the caller's cgroup, as runc lets it, with every limit named; required, it is an error."""
+    import errno
+
+    def refuse(path, pid):
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+    monkeypatch.setattr(fs, "add_process", refuse)
+    proc = proc_dir(tmp_path, SHELL_SCOPE)
+    plan = manager.plan(config({"pids": {"limit": 50}}), "ctr", "cgroupfs", rootless=True, env={},
+                        mount=str(tree.root), proc=proc)
+    cgroup = manager.Cgroup(plan, "ctr", required=required, mount=str(tree.root), proc=proc)
+    if required:
+        with pytest.raises(OSError):
+            cgroup.join(4242)
+        return
+    assert cgroup.join(4242) == ["pids.limit"]
+    assert cgroup.record() == {"driver": "none", "path": None,
+                               "reason": f"cannot use the cgroup /{USER}/app.slice/ctr: Operation not supported"}
+    assert not (tree.root / USER / "app.slice" / "ctr").exists()

@@ -47,6 +47,7 @@ def test_run_is_a_type_notify_unit_active_only_after_ready(vm_runtime: VmRuntime
     unit = f"vmtier-notify-{uuid.uuid4().hex[:8]}.service"
     started = subprocess.run(["systemd-run", "--user", "--no-block", "--quiet", f"--unit={unit}",
                               "-p", "Type=notify", "-p", "NotifyAccess=all", "-p", "TimeoutStartSec=300",
+                              "-p", f"StandardError=append:{out}/unit.err",
                               "--", *vm_runtime.argv("run", "--bundle", str(bundle), container_id)],
                              capture_output=True, text=True)
     assert started.returncode == 0, started.stderr
@@ -59,7 +60,8 @@ def test_run_is_a_type_notify_unit_active_only_after_ready(vm_runtime: VmRuntime
             return state in ("active", "failed") or (state == "inactive" and len(seen) > 50)
 
         assert wait_until(active, timeout=300, interval=0.3), seen[-5:]
-        assert seen[-1] == ("active", True), seen[-5:]
+        errors = (out / "unit.err").read_text() if (out / "unit.err").exists() else ""
+        assert seen[-1] == ("active", True), (seen[-5:], errors)
         # It was activating (not active) while the container had not sent READY=1.
         assert ("activating", False) in seen and all(state != "active" for state, ready in seen if not ready)
     finally:
