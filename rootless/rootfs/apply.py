@@ -235,6 +235,19 @@ def _cgroup2_host(path: str = "/sys/fs/cgroup") -> bool:
 CGROUP2_SUPER_MAGIC = 0x63677270
 
 
+def _own_cgroup2(mount: str = "/sys/fs/cgroup") -> str:
+    """This process's cgroup v2 folder in the host's tree (the init is in the container's
+    cgroup by now), else the whole tree."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            for line in f:
+                if line.startswith("0::"):
+                    return os.path.join(mount, line[3:].strip().lstrip("/"))
+    except OSError:
+        pass
+    return mount
+
+
 def _host_bind(op: mounts.Mount, source: str) -> mounts.Mount:
     """A bind of the host's instance standing in for a filesystem: its flags (ro above all)
     hold for every mount below it, or a read-only /sys/fs/cgroup would have writable
@@ -264,9 +277,10 @@ def apply_mount(root: Rootfs, op: mounts.Mount) -> None:
         if _cgroup2_host():
             # A cgroup2 mount made in the container's own cgroup namespace shows the container's
             # cgroup as its root, with its limits (runc mounts it so); where the kernel refuses
-            # (no cgroup namespace of its own), _mount_filesystem binds the host's tree.
+            # (no cgroup namespace of its own), _mount_filesystem binds the container's own
+            # cgroup from the host's tree, as runc falls back to.
             op = mounts.Mount(op.destination, "cgroup2", "cgroup", op.flags, "", op.propagation, False,
-                              "/sys/fs/cgroup", op.recursive)
+                              _own_cgroup2(), op.recursive)
         else:
             # cgroup v1 needs one mount per controller (hybrid hosts): the host's tree, bound.
             op = _host_bind(op, "/sys/fs/cgroup")

@@ -6,11 +6,12 @@ Written against runc's CLI and passing with runc in the VM: rootless must behave
 
 import json
 import os
+import subprocess
 import time
 
 import pytest
 
-from vmlib import (BOTH, COUNTER, DELEGATED, PREFIX, SLICE, VmRuntime, counter, expected_scope, keyed, read,
+from vmlib import (BOTH, COUNTER, DELEGATED, PREFIX, SLICE, VmRuntime, cgroup_of, counter, expected_scope, keyed, read,
                    scope_name, systemctl_user, user_manager_cgroup, wait_until, weight_from_shares)
 
 MiB = 1024 * 1024
@@ -171,3 +172,30 @@ def test_lifecycles_leave_no_scope_behind(vm_runtime: VmRuntime) -> None:
     units = systemctl_user("list-units", "--all", "--plain", "--no-legend", f"{PREFIX}-vm-*.scope").stdout
     assert left == [] and units.strip() == "", (left, units)
     assert vm_runtime.run("list", "-q").stdout.split() == []
+
+
+@pytest.mark.parametrize("vm_runtime", ["rootless"], indirect=True)
+def test_cgroupfs_driver_inside_a_delegated_scope(vm_runtime: VmRuntime) -> None:
+    """The cgroupfs driver where the caller runs in a scope systemd delegated to it
+    (`systemd-run --user --scope -p Delegate=yes`): the container's cgroup is made in the
+    user's own subtree, its limit holds and the container sees it at /sys/fs/cgroup, and
+    delete removes it. rootless only: runc's cgroupfs driver wants an absolute cgroupsPath
+    the user may write, which a rootless runc user does not have by default."""
+    container_id = vm_runtime.new_id()
+    bundle = vm_runtime.bundle(["sh", "-c", "cat /sys/fs/cgroup/memory.max; exec sleep 600"], container_id,
+                               resources={"memory": {"limit": 48 * MiB}}, systemd=False)
+    log = vm_runtime.rt.work_dir / "run.out"
+    with open(log, "w") as out:
+        started = subprocess.run(["systemd-run", "--user", "--scope", "--quiet", "-p", "Delegate=yes", "--",
+                                  *vm_runtime.argv("--cgroup-manager", "cgroupfs", "--cgroups-required", "run",
+                                                   "--detach", "--bundle", str(bundle), container_id)],
+                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=300)
+    assert started.returncode == 0, log.read_text()
+    cgroup = cgroup_of(vm_runtime.pid(container_id))
+    assert user_manager_cgroup(vm_runtime.user.uid) in cgroup.parents, cgroup
+    assert read(cgroup / "memory.max") == str(48 * MiB)
+    assert vm_runtime.rt.state(container_id)["status"] == "running"
+    seen = vm_runtime.run("exec", container_id, "cat", "/sys/fs/cgroup/memory.max", systemd=False).stdout
+    assert seen.strip() == str(48 * MiB)
+    vm_runtime.run("delete", "--force", container_id, systemd=False)
+    assert not cgroup.exists()
