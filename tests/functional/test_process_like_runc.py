@@ -91,7 +91,9 @@ def on_terminal(rt: Runtime, args: list, to_file: bool = False) -> bytes:
 
 
 def test_terminal_output_is_runcs_byte_for_byte(runtime: Runtime, runc: Runtime) -> None:
-    script = "printf 'one\\ntwo\\n'; printf end"
+    """The process waits a little before it writes: runc clears ONLCR in its CLI once it has
+    received the pty, racing with the process (seen under load)."""
+    script = "sleep 0.5; printf 'one\\ntwo\\n'; printf end"
 
     def run(rt: Runtime, to_file: bool) -> bytes:
         bundle = bundle_for(rt, ["sh", "-c", script], terminal=True)
