@@ -152,3 +152,11 @@ def time_one(argv: list[str], cwd: str) -> float:
     if result.returncode != 0:
         sys.exit(f"{' '.join(argv)} failed ({result.returncode}): {result.stderr.strip()}")
     return elapsed
+
+
+def runtime_commands(rootless_bin: str, directory: str, tag: str = "") -> dict[str, list[str]]:
+    """rootless and runc, each with a state root of its own under DIRECTORY: the side-by-side
+    pair every benchmark times."""
+    suffix = f"-{tag}" if tag else ""
+    return {"rootless": [rootless_bin, "--root", os.path.join(directory, f"state-rootless{suffix}")],
+            "runc": ["runc", "--root", os.path.join(directory, f"state-runc{suffix}")]}

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-from common import add_common_options, build_rootfs, pss_kib, reexec_as_user, write_bundle
+from common import add_common_options, build_rootfs, pss_kib, reexec_as_user, runtime_commands, write_bundle
 
 
 def created_pids(argv: list[str], ids: list[str], bundle: str) -> list[int]:
@@ -39,8 +39,7 @@ def main() -> None:
     reexec_as_user(options.user, __file__)
     with tempfile.TemporaryDirectory(prefix="rootless-bench-", dir="/var/tmp") as directory:
         bundle = write_bundle(os.path.join(directory, "bundle"), build_rootfs(directory), ["sleep", "600"])
-        runtimes = {"rootless": [options.rootless_bin, "--root", os.path.join(directory, "state-rootless")],
-                    "runc": ["runc", "--root", os.path.join(directory, "state-runc")]}
+        runtimes = runtime_commands(options.rootless_bin, directory)
         ids = [f"m{i}" for i in range(options.n)]
         pids = {}
         try:

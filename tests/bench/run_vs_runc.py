@@ -25,8 +25,8 @@ import statistics
 import subprocess
 import tempfile
 
-from common import (Podman, add_common_options, build_rootfs, reexec_as_user, subordinate_mappings, time_one,
-                    write_bundle)
+from common import (Podman, add_common_options, build_rootfs, reexec_as_user, runtime_commands, subordinate_mappings,
+                    time_one, write_bundle)
 
 KINDS = ("single", "subids", "single+seccomp", "subids+seccomp")
 
@@ -96,8 +96,7 @@ def main() -> None:
         args = ["sleep", "600"] if options.exec_ else ["/bin/true"]
         for kind in kinds:
             bundle = make_bundle(directory, rootfs, kind, args, seccomp)
-            runtimes = {"rootless": [options.rootless_bin, "--root", os.path.join(directory, f"state-rootless-{kind}")],
-                        "runc": ["runc", "--root", os.path.join(directory, f"state-runc-{kind}")]}
+            runtimes = runtime_commands(options.rootless_bin, directory, kind)
             samples = measure(runtimes, bundle, options.n, options.exec_)
             medians = {name: statistics.median(values) * 1000 for name, values in samples.items()}
             for name, value in medians.items():

@@ -18,7 +18,8 @@ import sys
 import tempfile
 import time
 
-from common import add_common_options, build_rootfs, median_ms, reexec_as_user, time_one, write_bundle
+from common import (add_common_options, build_rootfs, median_ms, reexec_as_user, runtime_commands, time_one,
+                    write_bundle)
 
 VERBS = ("state created", "list", "start", "state running", "kill", "delete")
 
@@ -52,8 +53,7 @@ def main() -> None:
     reexec_as_user(options.user, __file__)
     with tempfile.TemporaryDirectory(prefix="rootless-bench-", dir="/var/tmp") as directory:
         bundle = write_bundle(os.path.join(directory, "bundle"), build_rootfs(directory), ["sleep", "600"])
-        runtimes = {"rootless": [options.rootless_bin, "--root", os.path.join(directory, "state-rootless")],
-                    "runc": ["runc", "--root", os.path.join(directory, "state-runc")]}
+        runtimes = runtime_commands(options.rootless_bin, directory)
         samples = {name: {verb: [] for verb in VERBS} for name in runtimes}
         for name, argv in runtimes.items():  # warm caches, and fail early
             one_round(argv, "warm", bundle, {verb: [] for verb in VERBS})
