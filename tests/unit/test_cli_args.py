@@ -71,11 +71,11 @@ def test_main_reports_unknown_flag(capsys):
 def test_main_json_log(tmp_path, capsys):
     import json
     log = tmp_path / "log.json"
-    assert cli.main(["--log", str(log), "--log-format=json", "nosuchverb"]) == 1
+    assert cli.main(["--log", str(log), "--log-format=json", "nosuchverb"]) == 3  # runc's status
     lines = log.read_text().splitlines()
     assert len(lines) == 1
     entry = json.loads(lines[0])
-    assert entry["level"] == "error" and "unknown command" in entry["msg"] and entry["time"]
+    assert entry["level"] == "error" and entry["msg"].startswith("No help topic for 'nosuchverb'") and entry["time"]
 
 
 def test_aliases():
