@@ -23,9 +23,12 @@ def run(ctx, parsed) -> int:
     else:
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
         rows += [(e["id"], str(e["pid"]), e["status"], e["bundle"], e["created"], e["owner"]) for e in entries]
-        # runc's tabwriter.NewWriter(os.Stdout, 12, 1, 3, ' ', 0): a column is its widest cell
-        # plus 3, at least 12; the last cell is not padded.
-        widths = [max(12, max(len(row[i]) for row in rows) + 3) for i in range(len(rows[0]) - 1)]
-        for row in rows:
-            print("".join(cell.ljust(w) for cell, w in zip(row, widths)) + row[-1])
+        print(table(rows), end="")
     return 0
+
+
+def table(rows: list[tuple[str, ...]]) -> str:
+    """As runc's tabwriter.NewWriter(os.Stdout, 12, 1, 3, ' ', 0) lays them out: a column is
+    its widest cell plus 3, at least 12; the last cell is not padded."""
+    widths = [max(12, max(len(row[i]) for row in rows) + 3) for i in range(len(rows[0]) - 1)]
+    return "".join("".join(cell.ljust(w) for cell, w in zip(row, widths)) + row[-1] + "\n" for row in rows)
