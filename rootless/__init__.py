@@ -1,6 +1,7 @@
 """rootless: a rootless-first OCI container runtime.
 
 Process stages (one module each):
+  rootless.fastpath   the command's entry: the short verbs without the CLI's tables, the rest to rootless.cli
   rootless.cli        the CLI process: parses argv, dispatches to rootless.commands.<verb>
   rootless.create.launcher   the CLI side of create: forks the namespace stage, maps IDs, waits
   rootless.create.nsstage    the namespace-creating child: joins/creates namespaces, forks the init

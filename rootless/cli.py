@@ -197,33 +197,25 @@ def main(argv: list[str] | None = None) -> int:
                       cgroups_required=values["cgroups_required"])
         module = __import__(f"rootless.commands.{verb}", fromlist=["run"])
         return module.run(ctx, parsed)
-    except RootlessError as err:
-        from rootless import log
+    except (Exception, KeyboardInterrupt) as err:
+        return failed(err, argv, log_target)
+
+
+def failed(err: BaseException, argv: list[str], log_target: dict) -> int:
+    """A failure as one line (on stderr, or in the --log file) and its exit code; also for the
+    calls rootless.fastpath runs without this module's parser."""
+    if isinstance(err, KeyboardInterrupt):
+        return 130
+    from rootless import log
+    if isinstance(err, RootlessError):
         log.emit("error", err.message, **log_target)
         return err.exit_code
-    except KeyboardInterrupt:
-        return 130
-    except RecursionError:  # JSON or a request nested deeper than any real one
-        from rootless import log
+    if isinstance(err, RecursionError):  # JSON or a request nested deeper than any real one
         log.emit("error", "input nested too deeply: flatten config.json or the file given", **log_target)
         return 1
-    except Exception as err:  # a bug: still one line, with the traceback only under --debug
-        from rootless import log
-        if "--debug" in argv:
-            import traceback
-            traceback.print_exc()
-        log.emit("error", f"internal error: {type(err).__name__}: {err}", **log_target)
-        return 1
-
-
-def main_and_exit() -> None:
-    """Run main and leave without interpreter finalization (module teardown and garbage
-    collection cost 1 to 2 ms per call, and podman calls the runtime several times per
-    container). Output is flushed first; nothing else needs an orderly shutdown."""
-    code = main()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(code)
+    # a bug: still one line, with the traceback only under --debug
+    if "--debug" in argv:
+        import traceback
+        traceback.print_exception(err)
+    log.emit("error", f"internal error: {type(err).__name__}: {err}", **log_target)
+    return 1

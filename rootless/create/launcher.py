@@ -95,10 +95,10 @@ def prepare(ctx, request: Request) -> InitJob:
     terminal = bool(config["process"].get("terminal"))
     seccomp_filter = None
     if "seccomp" in config["linux"]:
-        # Compiled here, before anything exists: errors come first, and libseccomp's loader
-        # (ctypes.util runs ldconfig) stays out of the container. The filter survives the fork.
-        from rootless.process import seccomp
-        seccomp_filter, seccomp_warnings = seccomp.compile(config["linux"]["seccomp"])
+        # Compiled here (or found compiled before), before anything exists: errors come first,
+        # and libseccomp stays out of the container. The filter survives the fork.
+        from rootless.process import seccomp_cache
+        seccomp_filter, seccomp_warnings = seccomp_cache.compile(config["linux"]["seccomp"])
         for warning in seccomp_warnings:
             ctx.trace(warning)
     if request.console_socket and not terminal:

@@ -8,9 +8,7 @@ effect for children only) and exits. See rootless.create.protocol for the messag
 
 import os
 
-from rootless.create import init
 from rootless.oci import namespaces
-from rootless.process import attrs, become
 from rootless.linux import syscalls as sc
 from rootless.errors import RootlessError, fault
 
@@ -34,13 +32,21 @@ def run(channel, job) -> None:
             finally:
                 os.close(fd)
             if nstype == "user":
+                from rootless.process import become
                 become.become_namespace_root()
         if plan.new_user:
             sc.unshare(sc.CLONE_NEWUSER)
             fault("nsstage:userns")
             channel.send("userns", pid=os.getpid())
+            # The init's modules (about 5 ms of imports, PITFALLS.md: all before pivot_root) load
+            # here, while the parent writes the ID maps (newuidmap and newgidmap take 2-3 ms),
+            # rather than after, while the parent waits.
+            from rootless.create import init
             channel.expect("mapped")
+            from rootless.process import become
             become.become_namespace_root()
+        from rootless.create import init
+        from rootless.process import attrs
         if plan.unshare_flags:
             sc.unshare(plan.unshare_flags)
         if job.config["linux"].get("timeOffsets"):

@@ -155,8 +155,8 @@ def execute(ctx, cdir: state.ContainerDir, record: dict, request: ExecRequest) -
     linux = config.get("linux", {})
     seccomp_filter = listener_path = None
     if "seccomp" in linux:
-        from rootless.process import seccomp
-        seccomp_filter, _ = seccomp.compile(linux["seccomp"])
+        from rootless.process import seccomp, seccomp_cache
+        seccomp_filter, _ = seccomp_cache.compile(linux["seccomp"])
         listener_path = seccomp.agent_path(linux["seccomp"])
     socket_module = local_console = None
     console_fd = agent = host_proc = None

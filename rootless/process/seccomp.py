@@ -4,10 +4,10 @@ Three steps, each where the caller can afford it:
 
 - `check` validates the object in the CLI process, before anything exists. It is pure and
   imports nothing: a bad action, architecture, flag or operator is a ConfigError naming the field.
-- `compile` builds the filter in libseccomp's memory through pyseccomp. Importing pyseccomp
-  costs about 10 ms (ctypes.util, which brings subprocess, shutil and tempfile, then two runs of
-  `ldconfig -p` to find libc and libseccomp), so it is imported in compile only, and compile
-  must run before pivot_root: after the root switch an import would read the container's files.
+- `compile` builds the filter in libseccomp's memory through pyseccomp, which `binding` imports
+  without ctypes.util (see there), in compile only: compile must run before pivot_root, where an
+  import would read the container's files. rootless.process.seccomp_cache keeps what compile
+  returns, so a profile seen before loads no binding at all.
 - `load` hands the compiled program to the kernel: one system call, no import, no file access,
   so it can run after pivot_root, where runc's order puts it (see its docstring). The program
   is plain bytes: compiled before a fork, it loads in the child as well.
@@ -30,6 +30,7 @@ returns ENOSYS.
 
 import errno
 import os
+import sys
 
 from rootless.errors import ConfigError, RootlessError, SyscallError
 
@@ -85,7 +86,7 @@ ARCHITECTURES = {
 _KERNEL_FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 0, "SECCOMP_FILTER_FLAG_LOG": 2, "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4,
                  "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": 32}
 _FLAG_NEW_LISTENER = 8
-_BPF_MAXINSNS = 4096
+BPF_MAXINSNS = 4096
 # libseccomp's filter attributes (enum scmp_filter_attr).
 _ATTR_NNP, _ATTR_OPTIMIZE, _ATTR_SYSRAWRC = 3, 8, 9
 FLAGS = {
@@ -241,6 +242,36 @@ def agent_path(seccomp: dict | None) -> str | None:
     return seccomp["listenerPath"]
 
 
+# The soname libseccomp has kept since 2.0 (2012): what ctypes.util would find.
+LIBSECCOMP = "libseccomp.so.2"
+
+
+def binding():
+    """pyseccomp, imported without ctypes.util. pyseccomp finds libc and libseccomp with
+    ctypes.util.find_library, which imports subprocess, shutil and tempfile and runs `ldconfig -p`
+    twice (about 10 ms); the dynamic loader finds libseccomp by its soname just as well, and
+    None is the process's own libc. So for this one import `ctypes.util` is a stand-in that
+    answers those two names, and it is gone afterwards. Where the soname does not load, the real
+    ctypes.util searches."""
+    if "pyseccomp" in sys.modules or "ctypes.util" in sys.modules:
+        import pyseccomp
+        return pyseccomp
+    import ctypes
+    try:
+        ctypes.CDLL(LIBSECCOMP)
+    except OSError:
+        import pyseccomp
+        return pyseccomp
+    stand_in = type(sys)("ctypes.util")
+    stand_in.find_library = {"c": None, "seccomp": LIBSECCOMP}.get
+    sys.modules["ctypes.util"] = ctypes.util = stand_in
+    try:
+        import pyseccomp
+    finally:
+        del sys.modules["ctypes.util"], ctypes.util
+    return pyseccomp
+
+
 def compile(seccomp: dict) -> tuple[Program, list[str]]:
     """Build the filter of a linux.seccomp object: (program, warnings).
 
@@ -249,7 +280,7 @@ def compile(seccomp: dict) -> tuple[Program, list[str]]:
     imports pyseccomp), then `load` it later. Errors are ConfigError; the warnings (for --debug,
     where runc logs them) name the syscalls this libseccomp does not know."""
     check(seccomp)
-    import pyseccomp
+    pyseccomp = binding()
 
     default = _action(seccomp["defaultAction"], seccomp.get("defaultErrnoRet"))
     try:
@@ -320,9 +351,9 @@ def compile(seccomp: dict) -> tuple[Program, list[str]]:
         last = _last_syscalls(pyseccomp, seccomp, warnings)
         if last:
             bpf = enosys_stub(last) + bpf
-    if len(bpf) // 8 > _BPF_MAXINSNS:
+    if len(bpf) // 8 > BPF_MAXINSNS:
         raise ConfigError(f"{_WHERE}: the filter takes {len(bpf) // 8} BPF instructions, more than the "
-                          f"kernel's {_BPF_MAXINSNS}: merge rules or drop argument conditions")
+                          f"kernel's {BPF_MAXINSNS}: merge rules or drop argument conditions")
     flags = 0
     for flag in seccomp.get("flags") or ():
         flags |= _KERNEL_FLAGS[flag]
@@ -488,7 +519,7 @@ def load(program: Program) -> int:
 def supported() -> tuple[list[str], list[str]]:
     """(architectures, flags) this libseccomp and kernel accept, for `features`: each one tried
     on a scratch filter that is never loaded."""
-    import pyseccomp
+    pyseccomp = binding()
     archs, flags = [], []
     for name, token in ARCHITECTURES.items():
         filt = pyseccomp.SyscallFilter(ACTIONS["SCMP_ACT_ALLOW"])

@@ -9,6 +9,16 @@ def add_common_options(parser) -> None:
     parser.add_argument("--rootless-bin", default=shutil.which("rootless") or
                         os.path.join(os.path.dirname(sys.executable), "rootless"))
     parser.add_argument("--user", default=os.environ.get("ROOTLESS_TEST_USER", "rootless-test"))
+    parser.add_argument("--before", metavar="BIN",
+                        help="an earlier rootless build (say main's venv/bin/rootless), timed as a third "
+                             "runtime in the same rounds: a change's gain under the same load")
+
+
+def rotation(names: list[str], i: int) -> list[str]:
+    """The order of round i: each runtime goes first in turn, so none always meets the
+    caches (or the load) the other left."""
+    k = i % len(names)
+    return names[k:] + names[:k]
 
 
 def reexec_as_user(user_name: str, script: str) -> None:
@@ -154,9 +164,17 @@ def time_one(argv: list[str], cwd: str) -> float:
     return elapsed
 
 
-def runtime_commands(rootless_bin: str, directory: str, tag: str = "") -> dict[str, list[str]]:
-    """rootless and runc, each with a state root of its own under DIRECTORY: the side-by-side
-    pair every benchmark times."""
+def runtime_commands(rootless_bin: str, directory: str, tag: str = "", before: str | None = None) -> dict[str, list[str]]:
+    """rootless and runc (and the --before build), each with a state root of its own under
+    DIRECTORY: the side-by-side pair every benchmark times."""
     suffix = f"-{tag}" if tag else ""
-    return {"rootless": [rootless_bin, "--root", os.path.join(directory, f"state-rootless{suffix}")],
-            "runc": ["runc", "--root", os.path.join(directory, f"state-runc{suffix}")]}
+    commands = {"rootless": [rootless_bin, "--root", os.path.join(directory, f"state-rootless{suffix}")],
+                "runc": ["runc", "--root", os.path.join(directory, f"state-runc{suffix}")]}
+    if before:
+        commands["before"] = [before, "--root", os.path.join(directory, f"state-before{suffix}")]
+    return commands
+
+
+def load_average() -> str:
+    with open("/proc/loadavg") as f:
+        return "load average " + " ".join(f.read().split()[:3])

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 
-from common import Podman, add_common_options, build_rootfs, median_ms, reexec_as_user
+from common import Podman, add_common_options, build_rootfs, load_average, median_ms, reexec_as_user, rotation
 
 RUNTIME_VERBS = ("create", "start", "state", "kill", "delete", "exec", "pause", "resume", "update", "events")
 
@@ -66,6 +66,8 @@ def main() -> None:
     if shutil.which("podman") is None:
         sys.exit("podman is not installed (packaging/install-deps installs it)")
     runtimes = {"rootless": options.rootless_bin, "runc": shutil.which("runc") or "/usr/sbin/runc"}
+    if options.before:
+        runtimes["before"] = options.before
     with tempfile.TemporaryDirectory(prefix="rootless-bench-", dir="/var/tmp") as directory:
         rootfs = build_rootfs(directory)
         os.makedirs(os.path.join(directory, "podman"))
@@ -75,11 +77,11 @@ def main() -> None:
                 podman_run(podman, runtime)
             whole: dict[str, list[float]] = {name: [] for name in runtimes}
             for i in range(options.n):
-                for name in (("rootless", "runc") if i % 2 == 0 else ("runc", "rootless")):
+                for name in rotation(list(runtimes), i):
                     whole[name].append(podman_run(podman, runtimes[name]))
             wrappers = {name: make_wrapper(directory, name, binary) for name, binary in runtimes.items()}
             for i in range(options.n):
-                for name in (("rootless", "runc") if i % 2 == 0 else ("runc", "rootless")):
+                for name in rotation(list(runtimes), i):
                     podman_run(podman, wrappers[name][0])
             calls: dict[str, dict[str, list[float]]] = {name: {} for name in runtimes}
             for name, (_, log) in wrappers.items():
@@ -91,12 +93,17 @@ def main() -> None:
             podman.close()
     ours, theirs = median_ms(whole["rootless"]), median_ms(whole["runc"])
     print(f"podman run --rm --network none IMAGE true   rootless {ours:.1f} ms   runc {theirs:.1f} ms   "
-          f"ratio {ours / theirs:.2f}   (medians, n={options.n})")
+          f"ratio {ours / theirs:.2f}   (medians, n={options.n}, {load_average()})")
+    if "before" in whole:
+        old = median_ms(whole["before"])
+        print(f"{'':43}before   {old:.1f} ms   ratio {old / theirs:.2f}")
     print(f"{'runtime call':15} {'calls':>5} {'rootless':>10} {'runc':>10} {'ratio':>6}")
     for verb in sorted(set(calls["rootless"]) | set(calls["runc"])):
         a, b = calls["rootless"].get(verb, []), calls["runc"].get(verb, [])
         if a and b:
-            print(f"{verb:15} {len(a):5} {median_ms(a):8.1f}ms {median_ms(b):8.1f}ms {median_ms(a) / median_ms(b):6.2f}")
+            line = f"{verb:15} {len(a):5} {median_ms(a):8.1f}ms {median_ms(b):8.1f}ms {median_ms(a) / median_ms(b):6.2f}"
+            old = calls.get("before", {}).get(verb)
+            print(line + (f"   before {median_ms(old):6.1f}ms {median_ms(old) / median_ms(b):6.2f}" if old else ""))
         else:
             print(f"{verb:15} rootless {len(a)} calls, runc {len(b)} calls")
 

@@ -25,8 +25,8 @@ import statistics
 import subprocess
 import tempfile
 
-from common import (Podman, add_common_options, build_rootfs, reexec_as_user, runtime_commands, subordinate_mappings,
-                    time_one, write_bundle)
+from common import (Podman, add_common_options, build_rootfs, load_average, reexec_as_user, rotation, runtime_commands,
+                    subordinate_mappings, time_one, write_bundle)
 
 KINDS = ("single", "subids", "single+seccomp", "subids+seccomp")
 
@@ -61,7 +61,7 @@ def measure(runtimes: dict, bundle: str, n: int, exec_: bool) -> dict[str, list[
             time_one(commands[name](-1), bundle)
         samples: dict[str, list[float]] = {name: [] for name in commands}
         for i in range(n):
-            for name in (("rootless", "runc") if i % 2 == 0 else ("runc", "rootless")):
+            for name in rotation(list(commands), i):
                 samples[name].append(time_one(commands[name](i), bundle))
     finally:
         if exec_:
@@ -96,14 +96,16 @@ def main() -> None:
         args = ["sleep", "600"] if options.exec_ else ["/bin/true"]
         for kind in kinds:
             bundle = make_bundle(directory, rootfs, kind, args, seccomp)
-            runtimes = runtime_commands(options.rootless_bin, directory, kind)
+            runtimes = runtime_commands(options.rootless_bin, directory, kind, options.before)
             samples = measure(runtimes, bundle, options.n, options.exec_)
             medians = {name: statistics.median(values) * 1000 for name, values in samples.items()}
             for name, value in medians.items():
                 spread = statistics.quantiles([v * 1000 for v in samples[name]], n=10)
                 print(f"{kind:15} {name:9} {what} median {value:6.1f} ms   p10 {spread[0]:6.1f} ms   "
                       f"p90 {spread[-1]:6.1f} ms   (n={options.n})")
-            print(f"{kind:15} ratio rootless/runc: {medians['rootless'] / medians['runc']:.2f}", flush=True)
+            print(f"{kind:15} ratio rootless/runc: {medians['rootless'] / medians['runc']:.2f}"
+                  + (f"   before/runc: {medians['before'] / medians['runc']:.2f}" if "before" in medians else "")
+                  + f"   ({load_average()})", flush=True)
 
 
 if __name__ == "__main__":

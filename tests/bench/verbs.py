@@ -18,8 +18,8 @@ import sys
 import tempfile
 import time
 
-from common import (add_common_options, build_rootfs, median_ms, reexec_as_user, runtime_commands, time_one,
-                    write_bundle)
+from common import (add_common_options, build_rootfs, load_average, median_ms, reexec_as_user, rotation,
+                    runtime_commands, time_one, write_bundle)
 
 VERBS = ("state created", "list", "start", "state running", "kill", "delete")
 
@@ -53,17 +53,23 @@ def main() -> None:
     reexec_as_user(options.user, __file__)
     with tempfile.TemporaryDirectory(prefix="rootless-bench-", dir="/var/tmp") as directory:
         bundle = write_bundle(os.path.join(directory, "bundle"), build_rootfs(directory), ["sleep", "600"])
-        runtimes = runtime_commands(options.rootless_bin, directory)
+        runtimes = runtime_commands(options.rootless_bin, directory, before=options.before)
         samples = {name: {verb: [] for verb in VERBS} for name in runtimes}
         for name, argv in runtimes.items():  # warm caches, and fail early
             one_round(argv, "warm", bundle, {verb: [] for verb in VERBS})
         for i in range(options.n):
-            for name in (("rootless", "runc") if i % 2 == 0 else ("runc", "rootless")):
+            for name in rotation(list(runtimes), i):
                 one_round(runtimes[name], f"c{i}", bundle, samples[name])
-    print(f"{'verb':15} {'rootless':>10} {'runc':>10} {'ratio':>6}   (medians, n={options.n})")
+    before = "before" in runtimes
+    print(f"{'verb':15} {'rootless':>10} {'runc':>10} {'ratio':>6}" + (f" {'before':>10} {'ratio':>6}" if before else "")
+          + f"   (medians, n={options.n}, {load_average()})")
     for verb in VERBS:
         ours, theirs = median_ms(samples["rootless"][verb]), median_ms(samples["runc"][verb])
-        print(f"{verb:15} {ours:8.1f}ms {theirs:8.1f}ms {ours / theirs:6.2f}")
+        line = f"{verb:15} {ours:8.1f}ms {theirs:8.1f}ms {ours / theirs:6.2f}"
+        if before:
+            old = median_ms(samples["before"][verb])
+            line += f" {old:8.1f}ms {old / theirs:6.2f}"
+        print(line)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ import tempfile
 import threading
 from pathlib import Path
 
+import pytest
+
 from helpers.bundle import make_config
 from helpers.runtime import Runtime
 from test_bad_input import create_fails
@@ -38,6 +40,28 @@ def test_errno_rule_blocks_one_call(runtime: Runtime) -> None:
     assert lines[1].split() == ["Seccomp:", "2"]
     assert "Operation not permitted" in lines[2] and lines[3] == "refused"
     assert lines[4] == "touched"
+
+
+def test_a_cached_filter_is_the_compiled_one(runtime: Runtime) -> None:
+    """The first container compiles the profile and keeps it, the second loads the kept
+    program, the third meets a damaged entry and compiles again: each sees the same errno."""
+    cache = runtime.work_dir / "seccomp-cache"
+    seccomp = profile({"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13})
+    script = "grep '^Seccomp:' /proc/self/status; mkdir /tmp/x 2>&1 || echo refused; touch /tmp/y && echo touched"
+    bundle = runtime.bundle(["sh", "-c", script], linux={"seccomp": seccomp}, mounts=mounts_with_tmp(runtime))
+    seen = []
+    for step in ("miss", "hit", "damaged"):
+        if step == "damaged":
+            [entry] = cache.glob("seccomp-*")
+            entry.write_bytes(entry.read_bytes()[:-8])
+        result = runtime.run("run", "--bundle", bundle, runtime.new_id(), env={"ROOTLESS_SECCOMP_CACHE": str(cache)})
+        assert result.returncode == 0, result.stderr
+        seen.append(result.stdout)
+        [entry] = cache.glob("seccomp-*")
+        assert entry.stat().st_uid == runtime.user.uid and entry.stat().st_mode & 0o777 == 0o600
+    assert seen[0].splitlines()[0].split() == ["Seccomp:", "2"]
+    assert "Permission denied" in seen[0] and seen[0].endswith("refused\ntouched\n")
+    assert seen == [seen[0]] * 3
 
 
 def test_filter_without_no_new_privs_and_arguments(runtime: Runtime) -> None:
@@ -126,7 +150,10 @@ class SeccompAgent:
         os.close(fd)
 
 
-def test_notify_hands_the_fd_to_the_agent(runtime: Runtime) -> None:
+@pytest.mark.parametrize("cache", ["miss", "hit"])
+def test_notify_hands_the_fd_to_the_agent(runtime: Runtime, cache: str) -> None:
+    """Compiled in this call, and loaded from the seccomp cache (the listener flag kept)."""
+    env = {"ROOTLESS_SECCOMP_CACHE": str(runtime.work_dir / "seccomp-cache")}
     folder = Path(tempfile.mkdtemp(prefix="agent-", dir="/tmp"))
     os.chmod(folder, 0o755)
     agent = SeccompAgent(folder / "sock", (runtime.user.uid, runtime.user.gid))
@@ -134,10 +161,15 @@ def test_notify_hands_the_fd_to_the_agent(runtime: Runtime) -> None:
     seccomp.update(listenerPath=str(folder / "sock"), listenerMetadata="hello-agent")
     bundle = runtime.bundle(["sh", "-c", "mkdir /tmp/x 2>&1; echo done"], linux={"seccomp": seccomp},
                             mounts=mounts_with_tmp(runtime), annotations={"org.example": "yes"})
+    if cache == "hit":
+        result = runtime.run("run", "--bundle", bundle, runtime.new_id(), env=env)
+        assert result.returncode == 0 and result.stdout.endswith("done\n"), result.stderr
+        agent.states.clear()
     container_id = runtime.new_id()
-    result = runtime.run("run", "--bundle", bundle, container_id)
+    result = runtime.run("run", "--bundle", bundle, container_id, env=env)
     assert result.returncode == 0, result.stderr
     assert "Permission denied" in result.stdout and result.stdout.endswith("done\n")  # the agent's answer
+    assert len(list((runtime.work_dir / "seccomp-cache").glob("seccomp-*"))) == 1
     agent.thread.join(timeout=20)
     state = agent.state
     assert state["fds"] == ["seccompFd"] and state["metadata"] == "hello-agent"

@@ -97,3 +97,67 @@ def test_list_table_is_padded_as_runcs_tabwriter():
     assert list_command.table([header, row]).splitlines() == [
         "ID" + " " * 20 + "PID" + " " * 9 + "STATUS" + " " * 6 + "BUNDLE" + " " * 6 + "CREATED" + " " * 26 + "OWNER",
         "a-long-container-id   123456789   running     /b          2026-11-29T11:05:08.123456789Z   me"]
+
+
+# rootless.fastpath: the short calls it recognises are parsed exactly as the CLI parses them,
+# and the calls podman, conmon and containerd make are among them.
+
+def cli_parse(argv: list[str]):
+    values, rest = a.parse_options(cli.GLOBAL_OPTIONS, argv, stop_at_positional=True, context="")
+    verb = cli.ALIASES.get(rest[0], rest[0])
+    return verb, values, a.parse_command(cli.COMMANDS[verb], rest[1:])
+
+
+def assert_parsed_as_the_cli_does(argv: list[str]) -> bool:
+    """True when the fast path takes argv, which then must mean what it means to the CLI: the
+    same verb, options and arguments, and no global flag the fast path would drop."""
+    from rootless import fastpath
+    call = fastpath.recognise(argv)
+    if call is None:
+        return False
+    verb, values, options, args = call
+    cli_verb, cli_values, parsed = cli_parse(argv)     # raises if the CLI would refuse argv
+    defaults = {o.dest: o.default for o in cli.GLOBAL_OPTIONS}
+    assert (verb, options, args, parsed.rest) == (cli_verb, parsed.options, parsed.args, [])
+    assert cli_values == {**defaults, **values}, argv
+    assert cli_values["log_format"] in ("text", "json")
+    return True
+
+
+CLIENT_CALLS = [
+    ["state", "c1"], ["start", "c1"], ["kill", "c1", "15"], ["kill", "c1", "9"], ["delete", "--force", "c1"],
+    ["--root", "/run/r", "--log", "/l.json", "--log-format", "json", "kill", "--all", "c1", "KILL"],
+    ["--root=/r", "--systemd-cgroup", "delete", "c1"], ["--log-format=json", "state", "c1"], ["list"],
+    ["list", "-q"], ["delete", "c1", "-f"], ["kill", "-a", "c1"],
+]
+
+
+@pytest.mark.parametrize("argv", CLIENT_CALLS)
+def test_the_fast_path_takes_what_clients_call(argv):
+    assert assert_parsed_as_the_cli_does(argv)
+
+
+@pytest.mark.parametrize("argv", [
+    ["--debug", "state", "c1"], ["state"], ["state", "a", "b"], ["kill", "c1", "-9"], ["delete", "--", "c1"],
+    ["delete", "--force=true", "c1"], ["-root", "/r", "state", "c1"], ["--log-format", "xml", "state", "c1"],
+    ["rm", "c1"], ["ls"], ["list", "--format", "json"], ["state", "-h"], ["--root"], [], ["create", "c1"],
+    ["--help"], ["--version"], ["delete", "-"],
+])
+def test_the_fast_path_leaves_the_rest_to_the_cli(argv):
+    from rootless import fastpath
+    assert fastpath.recognise(argv) is None
+
+
+def test_the_fast_path_agrees_with_the_cli_on_generated_command_lines():
+    from hypothesis import given, settings, strategies as st
+    tokens = st.sampled_from(["--root", "/r", "--root=", "--log", "/l", "--log-format", "json", "--log-format=text",
+                              "--log-format=xml", "--systemd-cgroup", "--debug", "state", "start", "kill", "delete",
+                              "list", "rm", "-f", "--force", "-a", "--all", "-q", "--quiet", "--", "-", "c1", "KILL",
+                              "9", "-9", "--force=true", "-h", "", "a b"])
+
+    @settings(max_examples=500, deadline=None)
+    @given(st.lists(tokens, max_size=7))
+    def agree(argv):
+        assert_parsed_as_the_cli_does(argv)
+
+    agree()

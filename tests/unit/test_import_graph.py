@@ -100,3 +100,25 @@ def test_rlx_loads_httpx_only_to_pull() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("script", ["rootless", "rootless-recvtty"])
+def test_the_installed_scripts_start_without_site_and_find_the_venvs_packages(rootless_bin: str, script: str) -> None:
+    """packaging/install-deps writes `-IS` into the scripts' first line; each script then puts
+    the venv's site-packages on sys.path itself. Its preamble, run as the kernel would run it
+    (the interpreter and the flags of its first line), finds every dependency, and the command
+    itself works: `features` loads the seccomp binding from there."""
+    path = Path(rootless_bin).parent / script
+    interpreter, flags = path.read_text().splitlines()[0][2:].split(" ")
+    assert flags == "-IS"
+    code = (f"__file__ = {str(path)!r}\n"
+            "source = open(__file__).read()\n"
+            "exec(compile(source[:source.index('\\nfrom rootless')], __file__, 'exec'))\n"
+            "import prctl, xattr, pyseccomp, jeepney, pyroute2, typer, httpx, zstandard, rootless\n"
+            "print(sys.flags.no_site, sys.flags.isolated, 'site' in sys.modules)\n")
+    result = subprocess.run([interpreter, flags, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["1", "1", "False"]
+    if script == "rootless":
+        features = subprocess.run([str(path), "features"], capture_output=True, text=True,
+                                  env={"ROOTLESS_SECCOMP_CACHE": "", "PATH": "/usr/bin:/bin"})
+        assert features.returncode == 0 and "SCMP_ARCH_X86_64" in features.stdout, features.stderr
