@@ -120,6 +120,8 @@ COMMANDS = {c.name: c for c in (
                  help="seconds the container has to stop before SIGKILL (default 10)"),
         a.Option(("start-timeout",), "start_timeout", True, help="seconds to wait for READY=1 (default: systemd's)"),
         a.Option(("restart-policy",), "restart_policy", True, "on-failure", help="Restart= of the unit (default on-failure)"),
+        a.Option(("sdnotify",), "sdnotify", True, "container",
+                 help="who says the unit is up: container (its READY=1, default) or runtime (once started)"),
     ), ("kind",), ("id",)),
     a.Command("features", "Print what this runtime supports, as JSON."),
 )}

@@ -72,13 +72,18 @@ def generate(ctx, kind: str, container_id: str | None, options: dict) -> tuple[s
     if restart not in systemd.RESTART_POLICIES:
         raise UsageError(f"generate systemd: invalid --restart-policy {restart!r}: expected one of "
                          f"{', '.join(systemd.RESTART_POLICIES)}")
+    sdnotify = options["sdnotify"]
+    if sdnotify not in systemd.SDNOTIFY_MODES:
+        raise UsageError(f"generate systemd: invalid --sdnotify {sdnotify!r}: expected one of "
+                         f"{', '.join(systemd.SDNOTIFY_MODES)}")
     signal = systemd.stop_signal(config, container.signal_number)
     globals_ = [] if ctx.root == default_root() else ["--root", os.path.abspath(ctx.root)]
     unit_name = f"{UNIT_PREFIX}-{name}.service"
     text = systemd.unit(name=unit_name, container_id=name, bundle=bundle, runtime=_runtime_argv(),
                         globals_=globals_, signal=signal,
                         stop_timeout=_seconds(options["stop_timeout"], "stop-timeout"),
-                        start_timeout=_seconds(options["start_timeout"], "start-timeout"), restart=restart)
+                        start_timeout=_seconds(options["start_timeout"], "start-timeout"), restart=restart,
+                        sdnotify=sdnotify)
     return unit_name, text
 
 

@@ -26,14 +26,23 @@ backslash is double-quoted with C escapes, "%" is doubled (specifiers) and "$" t
 
 DEFAULT_STOP_SIGNAL = "SIGTERM"
 STOP_SIGNAL_ANNOTATION = "org.opencontainers.image.stopSignal"
+# Who tells systemd the service is up: the container (READY=1, relayed) or the runtime (the
+# container's process has started: Type=forking, the init's PID from --pid-file).
+SDNOTIFY_MODES = ("container", "runtime")
 RESTART_POLICIES = ("no", "on-success", "on-failure", "on-abnormal", "on-watchdog", "on-abort", "always")
 # Signals systemd counts as a clean exit of the main process (systemd.service(5), SuccessExitStatus=).
 _CLEAN_SIGNALS = ("SIGHUP", "SIGINT", "SIGTERM", "SIGPIPE")
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t"}
 
 
+class Specifier(str):
+    """A word with a specifier systemd is meant to expand (%t): written as it is."""
+
+
 def quote(word: str) -> str:
     """One word of an Exec*= line, as systemd.service(5) reads it."""
+    if isinstance(word, Specifier):
+        return str(word)
     text = word.replace("%", "%%").replace("$", "$$")
     if text and not any(c in text for c in ' \t\n"\'\\;'):
         return text
@@ -65,12 +74,22 @@ def stop_signal(config: dict, number_of) -> str:
 
 
 def unit(*, name: str, container_id: str, bundle: str, runtime: list[str], globals_: list[str], signal: str,
-         stop_timeout: int, start_timeout: int | None, restart: str) -> str:
+         stop_timeout: int, start_timeout: int | None, restart: str, sdnotify: str = "container") -> str:
     """The unit file's text."""
     base = runtime + globals_
 
     def line(*args: str) -> str:
         return command(base + list(args))
+
+    if sdnotify == "container":
+        ready = ("# Type=notify: the container must send READY=1 to $NOTIFY_SOCKET (rootless relays it, with\n"
+                 "# MAINPID= the init); the unit is activating until then.")
+        kind, pid_file = "Type=notify\nNotifyAccess=main", []
+    else:
+        ready = ("# Type=forking: the unit is active once the container's process has started (run --detach\n"
+                 "# returns); the init's PID comes from --pid-file.")
+        pid_path = Specifier(f"%t/{name.removesuffix('.service')}.pid")
+        kind, pid_file = f"Type=forking\nPIDFile={pid_path}", ["--pid-file", pid_path]
 
     success = "" if signal in _CLEAN_SIGNALS else f"SuccessExitStatus={signal}\n"
     start = f"TimeoutStartSec={start_timeout}\n" if start_timeout is not None else ""
@@ -78,10 +97,9 @@ def unit(*, name: str, container_id: str, bundle: str, runtime: list[str], globa
 # {name}: the OCI bundle {bundle.replace(chr(10), ' ')} as a service (`rootless generate systemd`).
 #
 # ExecStart is `rootless run --detach`, without the shim: the container's init becomes the main
-# process (MAINPID= comes with READY=1) and systemd's own child, so systemd sees its exit status
-# (Restart=) and its output goes to the journal; a shim would be a second supervisor between
-# them, with a log of its own. Type=notify: the container must send READY=1 to $NOTIFY_SOCKET
-# (rootless relays it); the unit is activating until then.
+# process and systemd's own child, so systemd sees its exit status (Restart=) and its output
+# goes to the journal; a shim would be a second supervisor between them, with a log of its own.
+{ready}
 # Stop: the init gets {signal} through the runtime and {stop_timeout} s to exit; then SIGKILL for
 # every process left. ExecStopPost deletes the container's state, after a crash too.
 # Delegate=yes: the container's cgroup (cgroupfs driver) is made inside the service's, with
@@ -91,9 +109,8 @@ def unit(*, name: str, container_id: str, bundle: str, runtime: list[str], globa
 Description=rootless container {setting(container_id)}
 
 [Service]
-Type=notify
-NotifyAccess=main
-ExecStart={line("--cgroup-manager", "cgroupfs", "run", "--detach", "--bundle", bundle, container_id)}
+{kind}
+ExecStart={line("--cgroup-manager", "cgroupfs", "run", "--detach", *pid_file, "--bundle", bundle, container_id)}
 ExecStop=-{line("kill", container_id, signal)}
 ExecStop=-/usr/bin/tail --pid=${{MAINPID}} -s 0.2 -f /dev/null
 ExecStopPost=-{line("delete", "--force", container_id)}

@@ -161,6 +161,31 @@ def test_unit_for_an_id_runs_the_bundle_of_its_state(runtime: Runtime) -> None:
     runtime.assert_no_leaks(container_id, bundle=bundle)
 
 
+def test_sdnotify_runtime_is_a_forking_unit_with_the_init_s_pid_file(runtime: Runtime) -> None:
+    """For a container that does not speak sd_notify: active once its process started."""
+    bundle = runtime.bundle(["sleep", "600"])
+    container_id = runtime.new_id()
+    text = runtime.run("generate", "systemd", "--bundle", bundle, "--name", container_id, "--sdnotify", "runtime",
+                       check=True).stdout
+    service = dict(parse_unit(text)["Service"])
+    pid_file = f"%t/container-{container_id}.pid"  # %t: the manager's runtime directory
+    assert (service["Type"], service["PIDFile"]) == ("forking", pid_file) and "NotifyAccess" not in service
+    start = command_words(service["ExecStart"])[1]
+    assert start[3:] == ["--cgroup-manager", "cgroupfs", "run", "--detach", "--pid-file", pid_file, "--bundle",
+                         str(bundle), container_id]
+    # systemd's part: %t expanded, no NOTIFY_SOCKET; ExecStart returns with the container running.
+    folder = Path(tempfile.mkdtemp(prefix="t-", dir=runtime.work_dir))
+    os.chown(folder, runtime.user.uid, runtime.user.gid)
+    run_as_systemd(runtime, [w.replace("%t", str(folder)) for w in start], check=True)
+    pid = runtime.state(container_id)["pid"]
+    assert (folder / f"container-{container_id}.pid").read_text() == str(pid)
+    assert runtime.state(container_id)["status"] == "running"
+    runtime.run("delete", "--force", container_id, check=True)
+    runtime.assert_no_leaks(container_id, bundle=bundle)
+    assert "invalid --sdnotify 'conmon'" in runtime.run("generate", "systemd", "--bundle", bundle, "--name", "x",
+                                                        "--sdnotify", "conmon").stderr
+
+
 def test_errors_are_one_line(runtime: Runtime) -> None:
     def error(*args: str) -> str:
         result = runtime.run("generate", *args)
