@@ -116,6 +116,7 @@ def test_unit_is_active_after_ready_restarts_after_a_crash_and_stop_leaves_nothi
                                                 "rootless.network": "pasta"})
     unit = GeneratedUnit(vm_runtime, container_id, "--bundle", str(bundle), "--name", container_id)
     units.append(unit)
+    began = time.monotonic()
     started = systemctl_user("start", "--no-block", unit.name)
     assert started.returncode == 0, started.stderr
 
@@ -129,6 +130,7 @@ def test_unit_is_active_after_ready_restarts_after_a_crash_and_stop_leaves_nothi
     assert wait_until(settled, timeout=TIMEOUT, interval=0.3), (seen[-5:], unit.journal())
     assert seen[-1] == ("active", True), (seen[-5:], unit.journal())
     assert ("activating", False) in seen and all(state != "active" for state, ready in seen if not ready), seen
+    print(f"start to active: {time.monotonic() - began:.1f} s")  # the measurements, for -rA
 
     # The init is the main process, in the unit's cgroup (Delegate=yes), with its limits.
     shown = unit.show("MainPID", "ControlGroup", "Delegate", "NRestarts", "Type")
@@ -148,12 +150,14 @@ def test_unit_is_active_after_ready_restarts_after_a_crash_and_stop_leaves_nothi
 
     # A crash (the init killed) restarts it: a new main PID, active again.
     os.kill(main, signal.SIGKILL)
+    crashed = time.monotonic()
 
     def restarted() -> bool:
         now = unit.show("ActiveState", "MainPID", "NRestarts")
         return now["ActiveState"] == "active" and int(now["NRestarts"]) >= 1 and int(now["MainPID"]) not in (0, main)
 
     assert wait_until(restarted, timeout=TIMEOUT, interval=0.5), (unit.show("ActiveState", "NRestarts"), unit.journal())
+    print(f"crash to active again: {time.monotonic() - crashed:.1f} s")
     new_main = int(unit.show("MainPID")["MainPID"])
     assert new_main == vm_runtime.pid(container_id) and cgroup_of(new_main) == service / container_id
     assert read(service / container_id / "memory.max") == str(48 * MiB)
@@ -166,6 +170,7 @@ def test_unit_is_active_after_ready_restarts_after_a_crash_and_stop_leaves_nothi
     took = time.monotonic() - began
     assert stopped.returncode == 0, stopped.stderr
     assert (out / "stopped").read_text() == "USR2\n" and took < 60, (took, unit.journal())
+    print(f"stop: {took:.1f} s")
     after = unit.show("ActiveState", "Result")
     assert after == {"ActiveState": "inactive", "Result": "success"}, (after, unit.journal())
     assert not service.exists()  # the unit's cgroup, the container's and the runtime's leaf
