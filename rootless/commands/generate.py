@@ -76,7 +76,10 @@ def generate(ctx, kind: str, container_id: str | None, options: dict) -> tuple[s
     if sdnotify not in systemd.SDNOTIFY_MODES:
         raise UsageError(f"generate systemd: invalid --sdnotify {sdnotify!r}: expected one of "
                          f"{', '.join(systemd.SDNOTIFY_MODES)}")
-    signal = systemd.stop_signal(config, container.signal_number)
+    try:
+        signal = systemd.stop_signal(config, container.signal_number)
+    except RootlessError as err:
+        raise RootlessError(f"{bundle}/config.json: annotation {systemd.STOP_SIGNAL_ANNOTATION}: {err}") from None
     globals_ = [] if ctx.root == default_root() else ["--root", os.path.abspath(ctx.root)]
     unit_name = f"{UNIT_PREFIX}-{name}.service"
     text = systemd.unit(name=unit_name, container_id=name, bundle=bundle, runtime=_runtime_argv(),

@@ -206,6 +206,9 @@ def test_errors_are_one_line(runtime: Runtime) -> None:
     assert "invalid --restart-policy 'sometimes'" in error("systemd", "--bundle", str(bundle), "--name", "x",
                                                            "--restart-policy", "sometimes")
     assert "a number of seconds" in error("systemd", "--bundle", str(bundle), "--name", "x", "--stop-timeout", "soon")
+    bad_signal = runtime.bundle(["true"], annotations={"org.opencontainers.image.stopSignal": "SIGNOPE"})
+    assert "annotation org.opencontainers.image.stopSignal: invalid signal 'SIGNOPE'" in error(
+        "systemd", "--bundle", str(bad_signal), "--name", "x")
     terminal = runtime.bundle(["sh"], terminal=True)
     assert "process.terminal true, but a service has no terminal" in error("systemd", "--bundle", str(terminal),
                                                                            "--name", "x")
