@@ -127,7 +127,9 @@ def test_unit_is_active_after_ready_restarts_after_a_crash_and_stop_leaves_nothi
         seen.append((unit.state(), (out / "ready").exists()))
         return seen[-1][0] in ("active", "failed") or (seen[-1][0] == "inactive" and len(seen) > 50)
 
-    assert wait_until(settled, timeout=TIMEOUT, interval=0.3), (seen[-5:], unit.journal())
+    if not wait_until(settled, timeout=TIMEOUT, interval=0.3):
+        # pytest.fail: an assertion's message would be cut short, and the unit's output with it.
+        pytest.fail(f"not active after {TIMEOUT} s: {seen[-5:]}\n{unit.journal()}", pytrace=False)
     assert seen[-1] == ("active", True), (seen[-5:], unit.journal())
     assert ("activating", False) in seen and all(state != "active" for state, ready in seen if not ready), seen
     print(f"start to active: {time.monotonic() - began:.1f} s")  # the measurements, for -rA
@@ -156,7 +158,8 @@ def test_unit_is_active_after_ready_restarts_after_a_crash_and_stop_leaves_nothi
         now = unit.show("ActiveState", "MainPID", "NRestarts")
         return now["ActiveState"] == "active" and int(now["NRestarts"]) >= 1 and int(now["MainPID"]) not in (0, main)
 
-    assert wait_until(restarted, timeout=TIMEOUT, interval=0.5), (unit.show("ActiveState", "NRestarts"), unit.journal())
+    if not wait_until(restarted, timeout=TIMEOUT, interval=0.5):
+        pytest.fail(f"not restarted: {unit.show('ActiveState', 'NRestarts')}\n{unit.journal()}", pytrace=False)
     print(f"crash to active again: {time.monotonic() - crashed:.1f} s")
     new_main = int(unit.show("MainPID")["MainPID"])
     assert new_main == vm_runtime.pid(container_id) and cgroup_of(new_main) == service / container_id
