@@ -112,6 +112,17 @@ COMMANDS = {c.name: c for c in (
         a.Option(("interval",), "interval", True, "5s", help="how often to print statistics (default 5s)"),
         a.Option(("stats",), "stats", help="print the statistics once and exit"),
     ), ("id",)),
+    a.Command("generate", "Write a systemd user unit that runs a bundle: generate systemd ID|--bundle DIR.", (
+        a.Option(("b", "bundle"), "bundle", True, help="the bundle the unit runs (instead of a container ID)"),
+        a.Option(("name",), "name", True, help="the container ID the unit runs (default: ID, or the bundle folder's name)"),
+        a.Option(("f", "files"), "files", help="write container-NAME.service in the current directory; print its path"),
+        a.Option(("t", "time", "stop-timeout"), "stop_timeout", True, "10",
+                 help="seconds the container has to stop before SIGKILL (default 10)"),
+        a.Option(("start-timeout",), "start_timeout", True, help="seconds to wait for READY=1 (default: systemd's)"),
+        a.Option(("restart-policy",), "restart_policy", True, "on-failure", help="Restart= of the unit (default on-failure)"),
+        a.Option(("sdnotify",), "sdnotify", True, "container",
+                 help="who says the unit is up: container (its READY=1, default) or runtime (once started)"),
+    ), ("kind",), ("id",)),
     a.Command("features", "Print what this runtime supports, as JSON."),
 )}
 ALIASES = {alias: c.name for c in COMMANDS.values() for alias in c.aliases}

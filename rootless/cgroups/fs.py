@@ -6,7 +6,9 @@ The no-internal-process rule: a non-root cgroup that has processes cannot enable
 for its children (cgroup.subtree_control answers EBUSY). make() enables on the way down, from
 the deepest existing ancestor, only what each cgroup lets it; it never moves the caller's processes around to make room (they
 are not the runtime's to move). A controller that cannot be enabled is simply absent from the
-container's cgroup, and the limits that need it are reported as not applied.
+container's cgroup, and the limits that need it are reported as not applied. The one exception,
+make_room(): when the only processes in the way are the runtime's own (a systemd service with
+Delegate=yes whose ExecStart is `rootless run`), they step into a leaf of their own.
 """
 
 import errno
@@ -68,6 +70,44 @@ def _enable(path: str, wanted: set[str]) -> None:
             write(path, "cgroup.subtree_control", f"+{controller}")
         except RootlessError:
             pass
+
+
+# Where make_room() puts the runtime's own processes: not a valid container id (a ':'), so no
+# container's cgroup can take the name.
+RUNTIME_LEAF = "rootless:runtime"
+
+
+def make_room(path: str, ours: set[int], wanted: set[str]) -> str | None:
+    """Let `path` enable `wanted` for its children when what holds it back is the runtime itself.
+
+    systemd starts a service's ExecStart in the service's own cgroup (systemd 252 has no
+    DelegateSubgroup=), so `rootless run` in a unit with Delegate=yes finds itself, and the
+    namespace stage it forked, in the cgroup the container's goes below. When every process of
+    `path` is in `ours`, they move to path/RUNTIME_LEAF (podman's "split" shape) and the
+    controllers can be enabled; a cgroup holding anyone else's process is left as it is.
+    The leaf stays until its parent goes (systemd removes a stopped service's cgroup with
+    everything below it). Returns the leaf, or None when nothing moved."""
+    if not (controllers(path) & wanted) - controllers(path, "cgroup.subtree_control"):
+        return None
+    try:
+        present = {int(pid) for pid in read(path, "cgroup.procs").split()}
+    except (OSError, ValueError):
+        return None
+    if not present or not present <= ours:
+        return None
+    leaf = os.path.join(path, RUNTIME_LEAF)
+    try:
+        mkdir(leaf, 0o755)
+    except FileExistsError:
+        pass
+    except OSError:
+        return None
+    try:
+        for pid in sorted(present):
+            write(leaf, "cgroup.procs", str(pid))
+    except RootlessError:
+        return None  # make() then enables what it can, as without this step
+    return leaf
 
 
 def make(mount: str, relative: str, wanted: set[str]) -> tuple[str, list[str]]:

@@ -31,7 +31,7 @@ class Plan:
 
     def __init__(self, driver: str, translation: resources.Translation, reason: str | None = None, **fields):
         self.driver, self.translation, self.reason = driver, translation, reason
-        self.relative = self.slice = self.unit = self.address = None
+        self.relative = self.slice = self.unit = self.address = self.own = None
         self.uid = 0
         self.properties: list = []
         self.__dict__.update(fields)
@@ -75,7 +75,7 @@ def plan(config: dict, container_id: str, manager: str, *, rootless: bool, env,
     if not host.delegated(parent):
         return Plan("none", translation, f"the cgroup {parent} is not delegated to this user "
                                          "(use --systemd-cgroup, or run inside a delegated scope)")
-    return Plan("cgroupfs", translation, relative=relative)
+    return Plan("cgroupfs", translation, relative=relative, own=own)
 
 
 def warning(not_applied: list[str], reason: str | None, inapplicable: list[str]) -> str | None:
@@ -114,6 +114,10 @@ class Cgroup:
         p = self.plan
         if p.driver == "cgroupfs":
             wanted = {w.controller for w in p.translation.writes if w.controller} | set(fs.CONTROLLERS)
+            if p.own and os.path.dirname(p.relative) == p.own:
+                # Below our own cgroup: a service's, where we may be what keeps it from
+                # enabling controllers (fs.make_room).
+                fs.make_room(os.path.join(self.mount, p.own.lstrip("/")), {os.getpid(), pid}, wanted)
             self.path, self.created = fs.make(self.mount, p.relative, wanted)
             try:
                 fs.add_process(self.path, pid)

@@ -87,6 +87,32 @@ def test_no_internal_process_rule_leaves_the_caller_s_processes_where_they_are(t
     assert tree.read(f"{USER}/busy/ctr", "cgroup.procs").split() == ["4242"]
 
 
+def test_in_a_delegated_service_the_runtime_steps_into_a_leaf_and_the_limits_hold(tree, tmp_path) -> None:
+    """A unit of `rootless generate systemd` (Delegate=yes): systemd starts `rootless run` in the
+    service's own cgroup. When the only processes there are the runtime and its namespace stage,
+    they move to a leaf, so the service's cgroup can enable the controllers for the container's."""
+    import os
+    service = f"/{USER}/app.slice/container-ctr.service"
+    tree.cgroup(service, procs=(os.getpid(), 4242), enabled=())
+    cgroup, not_applied = make(tree, tmp_path, {"memory": {"limit": 1 << 20}, "pids": {"limit": 5}}, own=service)
+    assert not_applied == [] and cgroup.path == str(tree.root / service.lstrip("/") / "ctr")
+    assert tree.read(service, "cgroup.procs").split() == []
+    assert tree.read(f"{service}/{fs.RUNTIME_LEAF}", "cgroup.procs").split() == [str(os.getpid())]
+    assert tree.read(f"{service}/ctr", "cgroup.procs").split() == ["4242"]
+    assert tree.read(f"{service}/ctr", "memory.max").strip() == str(1 << 20)
+    assert {"memory", "pids"} <= set(tree.read(service, "cgroup.subtree_control").split())
+
+
+def test_a_service_cgroup_holding_another_process_is_left_alone(tree, tmp_path) -> None:
+    import os
+    service = f"/{USER}/app.slice/other.service"
+    tree.cgroup(service, procs=(os.getpid(), 4242, 7), enabled=())
+    _, not_applied = make(tree, tmp_path, {"pids": {"limit": 5}}, own=service)
+    assert not_applied == ["pids.limit"]
+    assert sorted(tree.read(service, "cgroup.procs").split()) == sorted([str(os.getpid()), "7"])
+    assert not (tree.root / service.lstrip("/") / fs.RUNTIME_LEAF).exists()
+
+
 def test_io_weight_falls_back_without_bfq(tree, tmp_path) -> None:
     (tree.root / USER / "app.slice" / "cgroup.subtree_control").write_text("io memory pids\n")
     cgroup, not_applied = make(tree, tmp_path, {"blockIO": {"weight": 500}})

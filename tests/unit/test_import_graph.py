@@ -10,7 +10,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("typer", "click", "pyroute2", "dbus", "jeepney", "dbus_next", "asyncio", "pyseccomp", "seccomp",
-         "subprocess", "jsonschema", "dataclasses", "httpx", "rich", "zstandard", "rootless.rlx", "rootless.images")
+         "subprocess", "jsonschema", "dataclasses", "httpx", "rich", "zstandard", "rootless.rlx", "rootless.images",
+         "rootless.units")  # units: `generate systemd` only
 LIFECYCLE = ("create", "start", "run", "state", "kill", "delete", "list", "exec", "ps", "wait", "logs")
 
 
