@@ -10,10 +10,10 @@ import sys
 import typer
 
 from rootless.errors import RootlessError
-from rootless.rlx import bundle, context, images
+from rootless.rlx import bundle, context, images, run
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="rootless's developer command line: images and bundles.")
+                  help="rootless's developer command line: containers, images and bundles.")
 
 
 @app.callback()
@@ -27,6 +27,7 @@ def main_options(
 
 images.register(app)
 bundle.register(app)
+run.register(app)
 
 
 def main() -> None:
