@@ -1,8 +1,6 @@
 """Content digests: parsing `sha256:HEX`, and readers and writers that hash what passes through
 them, so a blob is verified in the same pass that stores or unpacks it."""
 
-import hashlib
-
 from rootless.errors import RootlessError
 
 
@@ -19,6 +17,7 @@ def hex_of(digest: str) -> str:
 
 
 def digest_of(data: bytes) -> str:
+    import hashlib  # lazily: `rlx run` of a stored image hashes nothing
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
@@ -27,6 +26,7 @@ class HashingReader:
     `on_limit` is raised (a decompression bomb stops here, not on a full disk)."""
 
     def __init__(self, raw, limit: int | None = None, on_limit: Exception | None = None):
+        import hashlib
         self.raw = raw
         self.hash = hashlib.sha256()
         self.count = 0

@@ -9,7 +9,6 @@ import sys
 
 import typer
 
-from rootless.errors import RootlessError
 from rootless.rlx import bundle, context, images, run
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -31,11 +30,5 @@ run.register(app)
 
 
 def main() -> None:
-    try:
-        app()
-    except RootlessError as err:
-        print(f"rlx: {err}", file=sys.stderr)
-        sys.exit(err.exit_code)
-    except KeyboardInterrupt:
-        print("rlx: interrupted", file=sys.stderr)
-        sys.exit(130)
+    from rootless.rlx.entry import guarded
+    guarded(app, debug="--debug" in sys.argv[1:])
