@@ -17,8 +17,20 @@ def hex_of(digest: str) -> str:
 
 
 def digest_of(data: bytes) -> str:
-    import hashlib  # lazily: `rlx run` of a stored image hashes nothing
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+    return "sha256:" + _sha256()(data).hexdigest()
+
+
+def _sha256():
+    """CPython's own sha256 (its C module, about 0.1 ms to import) rather than hashlib's
+    OpenSSL one (tens of ms to load): `rlx run` verifies a config blob on every call."""
+    try:
+        from _sha2 import sha256  # Python 3.12+
+    except ImportError:
+        try:
+            from _sha256 import sha256
+        except ImportError:
+            from hashlib import sha256
+    return sha256
 
 
 class HashingReader:

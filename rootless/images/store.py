@@ -21,7 +21,6 @@ Files in a rootless store belong to the caller's subordinate IDs: anything that 
 removes inside layers/ runs as root of a user namespace with that map (images/userns.py).
 """
 
-import contextlib
 import fcntl
 import os
 import time
@@ -77,15 +76,9 @@ class Store:
     def tmp_path(self, what: str) -> str:
         return os.path.join(self.root, "tmp", f"{what}-{os.getpid()}-{time.monotonic_ns()}")
 
-    @contextlib.contextmanager
-    def lock(self, name: str, exclusive: bool = True):
+    def lock(self, name: str, exclusive: bool = True) -> "_Lock":
         path = os.path.join(self.root, "store.lock" if name == "store" else os.path.join("locks", name + ".lock"))
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-            yield
-        finally:
-            os.close(fd)
+        return _Lock(path, exclusive)
 
     def idmap(self):
         """The ID map of this store's layers (None: real root, the identity). Chosen on first
@@ -122,6 +115,7 @@ class Store:
         """Store a blob: fill(file) writes it; it is hashed while written and renamed into
         blobs/ only if it matches `digest` (None: whatever it is, e.g. a config we made).
         Returns its digest. A blob already present is not fetched again."""
+        import contextlib
         if digest is not None:
             hex_of(digest)
             if self.has_blob(digest):
@@ -166,6 +160,7 @@ class Store:
     def unpack_layers(self, layers: list[tuple[str, str]]) -> tuple[list[str], int]:
         """Unpack each (blob digest, diff ID) not unpacked yet, under its layer lock, in one
         user-namespace helper. Returns (notes, how many were unpacked now)."""
+        import contextlib
         from rootless.images import userns
         wanted = list(dict.fromkeys(layers))
         with contextlib.ExitStack() as stack:
@@ -229,6 +224,7 @@ class Store:
     # -- garbage ---------------------------------------------------------------------------
     def prune(self) -> dict:
         """Remove layers and blobs no name refers to, and every leftover of killed pulls."""
+        import contextlib
         from rootless.images import userns
         with self.lock("store"):
             keep_blobs, keep_layers = set(), set()
@@ -270,6 +266,25 @@ class _HashingWriter:
 
 
 UNPACK_WORKERS = 3
+
+
+class _Lock:
+    """flock on a lock file for a `with` block (a class: contextlib is not imported on
+    `rlx run`'s path)."""
+
+    def __init__(self, path: str, exclusive: bool):
+        self.path, self.exclusive, self.fd = path, exclusive, -1
+
+    def __enter__(self) -> None:
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH)
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def __exit__(self, *exc) -> None:
+        os.close(self.fd)
 
 
 def quote(name: str) -> str:
@@ -342,6 +357,7 @@ def _unpack_some(todo, max_bytes: int, in_userns: bool) -> list[str]:
 
 def _remove_all(paths: list[str], tmp_dir: str) -> int:
     """In the user namespace: rename each tree away first (it vanishes at once), then remove."""
+    import contextlib
     import shutil
     freed = 0
     for path in paths:
@@ -357,6 +373,7 @@ def _remove_all(paths: list[str], tmp_dir: str) -> int:
 
 
 def _tree_size(path: str) -> int:
+    import contextlib
     if not os.path.isdir(path) or os.path.islink(path):
         return os.lstat(path).st_size
     total = 0

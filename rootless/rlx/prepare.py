@@ -47,6 +47,8 @@ def _spec(store, source: Source, opts, record: dict, volumes: list[dict], networ
         spec = runconfig.host_spec(opts, os.getcwd(), dirs, shell=os.environ.get("SHELL") or "/bin/sh")
     else:
         idmap = _idmap(store)
+        if idmap is not None and len(idmap["uidMappings"]) == 1:
+            raise UsageError(f"{source.shown}: {_no_subordinate_ids(store)}")
         spec = runconfig.image_spec(source.config, opts, source.passwd, source.group, idmap)
         if source.kind == "dir":
             spec["root"]["path"] = source.rootfs
@@ -73,6 +75,17 @@ def _idmap(store) -> dict | None:
     except FileNotFoundError:
         from rootless.images import userns
         return userns.plan_to_json(store.idmap())
+
+
+def _no_subordinate_ids(store) -> str:
+    """Why an image cannot run with the store's single-ID map, and what to do: the idmap
+    plan's own words (they name the usermod command)."""
+    from rootless.images import userns
+    plan = userns.caller_plan()
+    if plan.warnings and plan.method == "direct":
+        return f"an image needs subordinate IDs: {plan.warnings[0]}"
+    return (f"the store {store.root} was made when you had no subordinate IDs: its layers are owned by your "
+            "UID alone; remove the store and pull or load the images again")
 
 
 def _overlay(layers: list[str], path: str, debug) -> str:

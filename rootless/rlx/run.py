@@ -8,6 +8,7 @@ to stderr only on a terminal or with --debug, errors are one line.
 import os
 import sys
 
+from rootless.errors import RootlessError
 from rootless.rlx import context
 
 EXAMPLES = """
@@ -73,13 +74,17 @@ def execute(values: dict) -> None:
             cleanup = _cleanup_command(store.root, record["id"]) if values["rm"] else None
             launch.detach(ctx, record["id"], record["bundle"], log_path=records.log_path(store.root, record["id"]),
                           cleanup=cleanup)
-        except BaseException:
+        except BaseException as err:
             records.remove(store.root, record["id"])
+            if isinstance(err, RootlessError):
+                raise RootlessError(_in_rlx_terms(err.message)) from None
             raise
         print(record["id"])
         _exit(0)
     try:
         status = launch.foreground(ctx, record["id"], record["bundle"], interactive=values["interactive"])
+    except RootlessError as err:
+        raise RootlessError(_in_rlx_terms(err.message)) from None
     finally:
         if values["rm"]:
             records.remove(store.root, record["id"])
@@ -92,6 +97,11 @@ def _cleanup_command(store_root: str, container_id: str) -> list[str]:
     boot = (f"import sys; sys.path[:0] = [{parent!r}]; from rootless.rlx import records; "
             f"records.remove(sys.argv[1], sys.argv[2])")
     return [sys.executable, "-I", "-c", boot, store_root, container_id]
+
+
+def _in_rlx_terms(message: str) -> str:
+    """The runtime speaks of the annotations rlx wrote; the user wrote flags."""
+    return message.replace("check rootless.ports: is a host port in use?", "is that host port in use? choose another -p")
 
 
 def _which(name: str) -> bool:
