@@ -59,9 +59,10 @@ def _spec(store, source: Source, opts, record: dict, volumes: list[dict], networ
     if spec["root"]["path"] == "rootfs":
         spec["root"]["path"] = rootfs
     _make_volumes(store, volumes, spec)
+    spec = runconfig.apply(spec, opts, hostname=record["id"][:12], volumes=volumes, network=network, seccomp=seccomp)
     if opts.init:
-        _add_init(spec)
-    return runconfig.apply(spec, opts, hostname=record["id"][:12], volumes=volumes, network=network, seccomp=seccomp)
+        _add_init(spec)  # last: its mount must come after a --read-only tmpfs on /run
+    return spec
 
 
 def _idmap(store) -> dict | None:

@@ -301,3 +301,32 @@ def test_no_subordinate_ids_names_usermod(rlx: Rlx, images_dir: Path, scratch_ro
         assert load.returncode == 0 or "usermod" in load.stderr
     finally:
         subprocess.run(["userdel", "-r", name], capture_output=True)
+
+
+def test_flags_as_the_container_sees_them(rlx: Rlx, images_dir: Path) -> None:  # noqa: F811
+    rlx.run("load", images_dir / "base", "--name", "localhost/base:1")
+    env_file = rlx.home / "env"
+    env_file.write_text("FROM_FILE=yes\n")
+    chown_tree(env_file, rlx.user)
+    profile = rlx.home / "seccomp.json"
+    profile.write_text(json.dumps({"defaultAction": "SCMP_ACT_ALLOW",
+                                   "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}))
+    chown_tree(profile, rlx.user)
+    script = ("echo pid1=$(cat /proc/1/comm); hostname; echo $FROM_FILE; grep CapBnd /proc/self/status; "
+              "touch /root-file 2>/dev/null || echo root-ro; touch /tmp/t && echo tmp-rw; "
+              "mkdir /tmp/d 2>/dev/null || echo mkdir-denied; grep ' /scratch ' /proc/mounts | cut -d' ' -f3")
+    result = rlx.run("run", "--rm", "--network", "none", "--init", "--hostname", "box", "--env-file", env_file,
+                     "--read-only", "--cap-drop", "ALL", "--cap-add", "NET_RAW", "--tmpfs", "/scratch",
+                     "--security-opt", f"seccomp={profile}", "--entrypoint", "/bin/sh", "localhost/base:1",
+                     "-c", script)
+    lines = result.stdout.splitlines()
+    assert lines[0] == "pid1=rlx-init" and lines[1:3] == ["box", "yes"], result.stdout
+    assert lines[3].split()[1] == f"{1 << 13:016x}", "CAP_NET_RAW alone"
+    assert lines[4:] == ["root-ro", "tmp-rw", "mkdir-denied", "tmpfs"], result.stdout
+    # limits go through the runtime's cgroup drivers: here (no delegation) its one-line warning
+    limited = rlx.run("run", "--rm", "--network", "none", "--memory", "64m", "--pids-limit", "20",
+                      "localhost/base:1", "true")
+    if not (Path("/sys/fs/cgroup/cgroup.controllers").exists()):
+        assert limited.stderr.startswith("rlx: warning: ") and limited.stderr.count("\n") == 1, limited.stderr
+        assert "memory" in limited.stderr and "pids" in limited.stderr
+    assert leftovers(rlx) == []
