@@ -11,6 +11,9 @@
   or "host"), "image_id" (or null), "command" (list), "created" (RFC 3339 UTC), "ports" (list
   of {"host_ip", "host_port", "container_port", "protocol"}), "auto_remove" (bool),
   "stop_signal" (name, from the image's StopSignal else SIGTERM), "network", "bundle"}.
+- A foreground container (no `-d`) is the runtime's only while it runs: once it exits, its
+  runtime state is deleted and record.json gains "exit_code" (int) and "finished" (RFC 3339).
+  A detached one keeps its runtime state (stopped) and the shim's exit.json until removed.
 - Names are unique (a docker-style random adjective_noun when none is given); a taken name is
   refused in one line.
 - This module offers: create() (a new record, saved; its directory made) and save(), load(id),

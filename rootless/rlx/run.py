@@ -64,6 +64,8 @@ def execute(values: dict) -> None:
     chosen = values["network"] or runconfig.network_default(_which)
     if chosen not in runconfig.NETWORKS:
         raise context.usage(f"--network {chosen!r}: use one of {', '.join(runconfig.NETWORKS)}")
+    if chosen == "slirp4netns":
+        _check_socket_room(records.state_root())
     store = context.store()
     found = sources.resolve(store, values["source"], debug=context.debug, quiet=values["quiet"])
     record = prepare.make(store, found, opts, name=values["name"], auto_remove=values["rm"], network=chosen,
@@ -83,11 +85,18 @@ def execute(values: dict) -> None:
         _exit(0)
     try:
         status = launch.foreground(ctx, record["id"], record["bundle"], interactive=values["interactive"])
-    except RootlessError as err:
-        raise RootlessError(_in_rlx_terms(err.message)) from None
-    finally:
-        if values["rm"]:
-            records.remove(store.root, record["id"])
+    except BaseException as err:
+        records.remove(store.root, record["id"])  # it never ran: nothing to keep, as with --rm
+        if isinstance(err, RootlessError):
+            raise RootlessError(_in_rlx_terms(err.message)) from None
+        raise
+    if values["rm"]:
+        records.remove(store.root, record["id"])
+    else:
+        try:
+            records.save(store.root, dict(record, exit_code=status, finished=records.now()))
+        except OSError:
+            pass  # removed meanwhile (rlx rm -f): nothing to record
     _exit(status)
 
 
@@ -97,6 +106,15 @@ def _cleanup_command(store_root: str, container_id: str) -> list[str]:
     boot = (f"import sys; sys.path[:0] = [{parent!r}]; from rootless.rlx import records; "
             f"records.remove(sys.argv[1], sys.argv[2])")
     return [sys.executable, "-I", "-c", boot, store_root, container_id]
+
+
+def _check_socket_room(state_root: str) -> None:
+    """slirp4netns's API socket lies in the container's state directory; a unix socket's path
+    has 107 bytes at most, and slirp4netns says only "parent failed" beyond."""
+    path = os.path.join(state_root, "0" * 64, "slirp4netns.sock")
+    if len(path.encode()) > 107:
+        raise RootlessError(f"--network slirp4netns: the state directory {state_root} is too long for its socket "
+                            f"({len(path.encode())} of 107 bytes): use --network pasta, or a shorter XDG_RUNTIME_DIR")
 
 
 def _in_rlx_terms(message: str) -> str:
