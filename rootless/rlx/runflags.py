@@ -72,11 +72,7 @@ def parse(argv: list[str]) -> dict:
                     raise NotForUs(arg)
                 values[dest] = True
             else:
-                if not has_value:
-                    i += 1
-                    if i >= len(argv):
-                        raise NotForUs(arg)
-                    value = argv[i]
+                value, i = _value(argv, i, value if has_value else None)
                 _store(values, dest, kind, value)
             i += 1
             continue
@@ -91,12 +87,7 @@ def parse(argv: list[str]) -> dict:
                 values[dest] = True
                 j += 1
                 continue
-            value = arg[j + 1:]
-            if not value:
-                i += 1
-                if i >= len(argv):
-                    raise NotForUs(arg)
-                value = argv[i]
+            value, i = _value(argv, i, arg[j + 1:] or None)
             _store(values, dest, kind, value)
             break
         i += 1
@@ -104,6 +95,15 @@ def parse(argv: list[str]) -> dict:
         raise NotForUs("no SOURCE")
     values["source"], values["command"] = argv[i], argv[i + 1:]
     return values
+
+
+def _value(argv: list[str], i: int, inline: str | None) -> tuple[str, int]:
+    """A flag's value: the one joined to it (--name=web, -eA=1), else the next argument."""
+    if inline is not None:
+        return inline, i
+    if i + 1 >= len(argv):
+        raise NotForUs(argv[i])
+    return argv[i + 1], i + 1
 
 
 def _store(values: dict, dest: str, kind: str, value: str) -> None:
