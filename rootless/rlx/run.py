@@ -39,7 +39,7 @@ def register(app) -> None:
     for flags, dest, kind, text in FLAGS:
         default = [] if kind == "multi" else False if kind == "flag" else None
         params.append(inspect.Parameter(dest, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=types[kind],
-                                        default=typer.Option(default, *flags, help=text)))
+                                        default=typer.Option(default, *flags, help=text.replace("[", "\\["))))
 
     def run(**values) -> None:
         """Run a command in a new container."""

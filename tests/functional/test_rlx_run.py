@@ -278,6 +278,14 @@ def test_detached_keeps_a_log_and_a_record(rlx: Rlx, images_dir: Path) -> None: 
     subprocess.run(command_as(rlx.user, ["rm", "-rf", str(folder)]), check=True)
 
 
+def test_help_lists_every_flag_and_examples(rlx: Rlx) -> None:  # noqa: F811
+    from rootless.rlx.runflags import FLAGS
+    shown = rlx.run("run", "--help", env={"COLUMNS": "200"}).stdout
+    for flags, *_ in FLAGS:
+        assert flags[0] in shown, flags
+    assert "[HOSTIP:]HOSTPORT:PORT[/tcp|udp]" in shown and "rlx run --rm host make test" in shown
+
+
 def test_errors_are_one_line(rlx: Rlx, images_dir: Path) -> None:  # noqa: F811
     missing = rlx.run("run", "--rm", "localhost/nothing-here:1", check=False)
     one_line_error(missing, "no image localhost/nothing-here:1 in the store", str(rlx.store), "localhost")
