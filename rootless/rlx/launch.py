@@ -95,13 +95,16 @@ def _start(ctx, cdir: state.ContainerDir, record: dict) -> None:
 
 
 def delete(ctx, container_id: str) -> None:
-    """The runtime container, forced (kill first): nothing of it is left, not even an error."""
+    """The runtime container, forced (kill first). Already gone is fine; a corrupt state.json
+    is cleared as `delete -f` does (rootless.remains)."""
     from rootless.errors import ContainerNotFound
     cdir = state.ContainerDir(ctx.root, container_id)
     try:
         with cdir:
-            container.delete(cdir, cdir.load(), force=True, warn=ctx.warn)
-    except (ContainerNotFound, state.CorruptState):
-        if os.path.lexists(cdir.path):
-            from rootless import remains
-            remains.remove(cdir)
+            try:
+                container.delete(cdir, cdir.load(), force=True, warn=ctx.warn)
+            except state.CorruptState:
+                from rootless import remains
+                remains.remove(cdir)
+    except ContainerNotFound:
+        pass

@@ -40,6 +40,9 @@ def _spec(store, source: Source, opts, record: dict, volumes: list[dict], networ
     if source.kind == HOST:
         if opts.userns not in (None, "keep-id"):
             raise UsageError("rlx run host: the sandbox keeps your own UID (--userns keep-id is implied)")
+        if os.getcwd() == "/":
+            raise UsageError("rlx run host: the current directory is what the sandbox may write: run it from a "
+                             "project directory, not /")
         links, dirs = host_layout()
         os.mkdir(rootfs, 0o755)
         for name, target in links.items():
