@@ -9,11 +9,10 @@ import sys
 
 import typer
 
-from rootless.errors import RootlessError
-from rootless.rlx import bundle, context, images
+from rootless.rlx import bundle, context, images, run
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="rootless's developer command line: images and bundles.")
+                  help="rootless's developer command line: containers, images and bundles.")
 
 
 @app.callback()
@@ -27,14 +26,9 @@ def main_options(
 
 images.register(app)
 bundle.register(app)
+run.register(app)
 
 
 def main() -> None:
-    try:
-        app()
-    except RootlessError as err:
-        print(f"rlx: {err}", file=sys.stderr)
-        sys.exit(err.exit_code)
-    except KeyboardInterrupt:
-        print("rlx: interrupted", file=sys.stderr)
-        sys.exit(130)
+    from rootless.rlx.entry import guarded
+    guarded(app, debug="--debug" in sys.argv[1:])

@@ -53,17 +53,21 @@ APP_CONFIG = {"config": {"Entrypoint": ["/bin/sh", "-c"], "Cmd": [APP_SCRIPT], "
                          "StopSignal": "SIGQUIT", "ExposedPorts": {"80/tcp": {}}}}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def layers(busybox_rootfs: Path) -> dict[str, bytes]:
     base = rootfs_layer(busybox_rootfs, [member("etc/motd", data=b"motd\n"), member("opt", tarfile.DIRTYPE),
                                          member("opt/old", data=b"old\n")])
     return {"base": base, "app": app_layer()}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def images_dir(scratch_root: Path, layers) -> Path:
-    """OCI layouts: `base` (one layer) and `app` (base + app), sharing the base layer."""
+    """OCI layouts: `base` (one layer) and `app` (base + app), sharing the base layer. Once per
+    session: test_rlx_run uses them too (pytest keeps an instance per module that names the
+    fixture), and skopeo refuses to overwrite an archive: made once, then found."""
     folder = scratch_root / "images"
+    if (folder / "app.docker.tar").exists():
+        return folder
     write_oci_layout(folder / "base", [layers["base"]], {"config": {"Cmd": ["/bin/sh"]}})
     write_oci_layout(folder / "app", [layers["base"], layers["app"]], APP_CONFIG)
     write_oci_layout(folder / "app-zstd", [layers["base"], layers["app"]], APP_CONFIG, compress="zstd")
