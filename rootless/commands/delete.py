@@ -5,12 +5,17 @@ from rootless.errors import ContainerNotFound
 
 
 def run(ctx, parsed) -> int:
-    cdir = state.ContainerDir(ctx.root, parsed.args["id"])
+    delete(state.ContainerDir(ctx.root, parsed.args["id"]), parsed.options["force"], warn=ctx.warn)
+    return 0
+
+
+def delete(cdir: state.ContainerDir, force: bool, warn) -> None:
+    """`delete [--force]` of one container; rlx rm calls it too."""
     try:
         with cdir:
-            container.delete(cdir, cdir.load(), parsed.options["force"], warn=ctx.warn)
+            container.delete(cdir, cdir.load(), force, warn=warn)
     except (ContainerNotFound, state.CorruptState):
-        if not parsed.options["force"]:
+        if not force:
             raise
         # runc: deleting an unknown id with --force succeeds (and clears debris). Without a
         # record, what still runs of the container is found by other means (rootless.remains).
@@ -21,4 +26,3 @@ def run(ctx, parsed) -> int:
                     remains.remove(cdir)
             else:
                 remains.remove(cdir)
-    return 0

@@ -22,3 +22,7 @@ def debug(message: str) -> None:
 
 def note(message: str) -> None:
     print(f"rlx: note: {message}", file=sys.stderr)
+
+
+def debugging() -> bool:
+    return _settings["debug"]

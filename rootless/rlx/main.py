@@ -1,32 +1,46 @@
 """`rlx`, the developer command line: the typer app, its global options and the error line.
 
-Each verb group is a module (images.py: pull, load, images, inspect, rmi, prune; bundle.py)
-that parses and prints only; the work is in rootless/images. Errors a user can act on
-(RootlessError) become one line on stderr and exit status 1; --debug adds notes.
+Each verb group is a module that parses and prints only (images.py: pull, load, images, rmi,
+prune; bundle.py; containers.py: ps, logs, stop, kill, rm, exec, inspect, port, wait, attach);
+the work is in rootless/images, rootless/rlx/control.py and the runtime. Errors a user can act
+on (RootlessError) become one line on stderr and exit status 1; anything else is a bug, still
+one line (the traceback only with --debug). Shell completion is typer's
+(`rlx --install-completion`, `--show-completion`), completing names from rootless/rlx/complete.py.
 """
 
+import os
 import sys
 
-import typer
+# typer's help and usage errors go through rich, which keeps bold and dim under NO_COLOR
+# (no-color.org asks only for no colour): with NO_COLOR, or no terminal, help is plain text.
+_PLAIN = bool(os.environ.get("NO_COLOR")) or not sys.stdout.isatty()
+if _PLAIN and "TYPER_USE_RICH" not in os.environ:
+    os.environ["TYPER_USE_RICH"] = "0"
+    import typer
+    del os.environ["TYPER_USE_RICH"]  # read once, at import; the containers we start never see it
+else:
+    import typer
 
-from rootless.errors import RootlessError
-from rootless.rlx import bundle, context, images
+from rootless.errors import RootlessError  # noqa: E402
+from rootless.rlx import bundle, containers, context, images  # noqa: E402
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="rootless's developer command line: images and bundles.")
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="rootless's developer command line: images, bundles and containers.",
+                  epilog="Run `rlx COMMAND --help` for a command's options and examples.")
 
 
 @app.callback()
 def main_options(
         store: str = typer.Option(None, "--store", envvar="RLX_STORE",
                                   help="The image store (default $XDG_DATA_HOME/rootless; root: /var/lib/rootless)."),
-        debug: bool = typer.Option(False, "--debug", help="Say more on stderr: ID maps, notes, choices made."),
+        debug: bool = typer.Option(False, "--debug", help="Say more on stderr: ID maps, notes, choices made, tracebacks."),
 ) -> None:
     context.configure(store, debug)
 
 
 images.register(app)
 bundle.register(app)
+containers.register(app)
 
 
 def main() -> None:
@@ -38,3 +52,14 @@ def main() -> None:
     except KeyboardInterrupt:
         print("rlx: interrupted", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:
+        # `rlx ps | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
+    except Exception as err:  # noqa: BLE001 - a bug, but still one line for the person
+        if context.debugging():
+            import traceback
+            traceback.print_exc()
+        print(f"rlx: internal error: {type(err).__name__}: {err} (a bug: run again with --debug for the "
+              "traceback and report it)", file=sys.stderr)
+        sys.exit(125)
