@@ -21,19 +21,20 @@ def in_initial_userns(proc: str = PROC) -> bool:
     return fields == ["0", "0", "4294967295"]
 
 
-def default_state_root(env) -> str:
+def default_state_root(env, name: str = "rootless") -> str:
     """runc's rule: $XDG_RUNTIME_DIR/<name> for unprivileged callers and for root inside a user
-    namespace (podman's rootless mode, which never passes --root); /run/<name> for real root."""
+    namespace (podman's rootless mode, which never passes --root); /run/<name> for real root.
+    rlx's containers use the same rule with the name rlx."""
     xdg = env.get("XDG_RUNTIME_DIR")
     euid = os.geteuid()
     if xdg and (euid != 0 or not in_initial_userns()):
-        return os.path.join(xdg, "rootless")
+        return os.path.join(xdg, name)
     if euid == 0:
-        return "/run/rootless"
+        return f"/run/{name}"
     candidate = f"/run/user/{euid}"
     if os.path.isdir(candidate) and os.stat(candidate).st_uid == euid:
-        return os.path.join(candidate, "rootless")
-    return f"/tmp/rootless-{euid}"
+        return os.path.join(candidate, name)
+    return f"/tmp/{name}-{euid}"
 
 
 def check_state_root(root: str) -> str:

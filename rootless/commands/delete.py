@@ -5,17 +5,12 @@ from rootless.errors import ContainerNotFound
 
 
 def run(ctx, parsed) -> int:
-    delete(state.ContainerDir(ctx.root, parsed.args["id"]), parsed.options["force"], warn=ctx.warn)
-    return 0
-
-
-def delete(cdir: state.ContainerDir, force: bool, warn) -> None:
-    """`delete [--force]` of one container; rlx rm calls it too."""
+    cdir = state.ContainerDir(ctx.root, parsed.args["id"])
     try:
         with cdir:
-            container.delete(cdir, cdir.load(), force, warn=warn)
+            container.delete(cdir, cdir.load(), parsed.options["force"], warn=ctx.warn)
     except (ContainerNotFound, state.CorruptState):
-        if not force:
+        if not parsed.options["force"]:
             raise
         # runc: deleting an unknown id with --force succeeds (and clears debris). Without a
         # record, what still runs of the container is found by other means (rootless.remains).
@@ -26,3 +21,4 @@ def delete(cdir: state.ContainerDir, force: bool, warn) -> None:
                     remains.remove(cdir)
             else:
                 remains.remove(cdir)
+    return 0

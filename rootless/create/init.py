@@ -74,7 +74,7 @@ def _setup(channel, job) -> None:
     # Personality, scheduler and I/O priority: before seccomp can refuse the calls; execve keeps them.
     attrs.apply_process(config)
     # 1. The rootfs: propagation cut from the host, the mounts, /dev, then the root switch.
-    rootfs.prepare(job.rootfs, linux.get("rootfsPropagation"))
+    rootfs.prepare(job.rootfs, linux.get("rootfsPropagation"), (config.get("annotations") or {}).get("rootless.overlay"))
     rootfs.apply_plan(job.rootfs, job.mount_plan, may_mknod=job.may_mknod)
     # 1b. Hooks before the root switch: the CLI process runs prestart and createRuntime in the
     #     runtime namespaces while we wait, then we run createContainer here (rootless.process.hooks).

@@ -113,7 +113,7 @@ def rm(names: list[str] = SEVERAL,
     store_root = context.store().root
 
     def action(ctr, ref):
-        control.remove(ctr, store_root, force, warn=context.note)
+        control.remove(ctr, store_root, force, debug=context.debugging())
         print(ref)
     _each(names, action)
 

@@ -15,6 +15,15 @@ def store() -> Store:
     return Store(_settings["store"] or default_root())
 
 
+def debugging() -> bool:
+    return _settings["debug"]
+
+
+def usage(message: str):
+    from rootless.errors import UsageError
+    return UsageError(message)
+
+
 def debug(message: str) -> None:
     if _settings["debug"]:
         print(f"rlx: {message}", file=sys.stderr)
@@ -23,6 +32,3 @@ def debug(message: str) -> None:
 def note(message: str) -> None:
     print(f"rlx: note: {message}", file=sys.stderr)
 
-
-def debugging() -> bool:
-    return _settings["debug"]

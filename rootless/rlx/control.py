@@ -120,7 +120,7 @@ def _wait_for_exit_record(ctr: Ctr, st: dict, timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
-def remove(ctr: Ctr, store_root: str, force: bool, warn) -> None:
+def remove(ctr: Ctr, store_root: str, force: bool, debug: bool = False) -> None:
     """The runtime's container (its processes with -f, network helper, cgroup, shim, state
     directory), then the record and everything in its directory: the bundle and its root, the
     log. Nothing is left behind."""
@@ -130,8 +130,8 @@ def remove(ctr: Ctr, store_root: str, force: bool, warn) -> None:
         if current in ("running", "paused") and not force:
             raise RootlessError(f"rm: container {ctr.name} is {current}: stop it first (rlx stop {ctr.name}) "
                                 f"or remove it anyway with rm -f")
-    from rootless.commands import delete
-    delete.delete(ctr.cdir, force=True, warn=warn)
+    from rootless.rlx import launch
+    launch.delete(launch.context(debug), ctr.id)
     records.remove(store_root, ctr.id)
 
 
@@ -273,8 +273,8 @@ def execute(ctr: Ctr, command: list[str], *, interactive: bool, tty: bool, env: 
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.close(null)
-    from rootless.context import Context
     from rootless.exec import launcher
-    ctx = Context(ctr.cdir.root, debug=debug)
+    from rootless.rlx import launch
+    ctx = launch.context(debug)
     request = launcher.ExecRequest(list(command), env=list(env), user=user, cwd=cwd, tty=tty or None)
     return launcher.execute(ctx, ctr.cdir, st, request)

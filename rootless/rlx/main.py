@@ -1,7 +1,7 @@
 """`rlx`, the developer command line: the typer app, its global options and the error line.
 
 Each verb group is a module that parses and prints only (images.py: pull, load, images, rmi,
-prune; bundle.py; containers.py: ps, logs, stop, kill, rm, exec, inspect, port, wait, attach);
+prune; bundle.py; run.py; containers.py: ps, logs, stop, kill, rm, exec, inspect, port, wait, attach);
 the work is in rootless/images, rootless/rlx/control.py and the runtime. Errors a user can act
 on (RootlessError) become one line on stderr and exit status 1; anything else is a bug, still
 one line (the traceback only with --debug). Shell completion is typer's
@@ -22,10 +22,10 @@ else:
     import typer
 
 from rootless.errors import RootlessError  # noqa: E402
-from rootless.rlx import bundle, containers, context, images  # noqa: E402
+from rootless.rlx import bundle, containers, context, images, run  # noqa: E402
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="rootless's developer command line: images, bundles and containers.",
+                  help="rootless's developer command line: containers, images and bundles.",
                   epilog="Run `rlx COMMAND --help` for a command's options and examples.")
 
 
@@ -40,6 +40,7 @@ def main_options(
 
 images.register(app)
 bundle.register(app)
+run.register(app)
 containers.register(app)
 
 

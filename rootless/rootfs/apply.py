@@ -190,14 +190,23 @@ def remount_bind(path: str, flags: int, shown: str) -> None:
     sc.mount(None, path, None, sc.MS_BIND | sc.MS_REMOUNT | flags, None, shown_target=shown)
 
 
-def prepare(rootfs: str, propagation: str | None) -> None:
+def prepare(rootfs: str, propagation: str | None, overlay: str | None = None) -> None:
     """Cut propagation to the host, then make the rootfs a mount point of its own (pivot_root
-    needs one)."""
+    needs one): a bind of itself, or the overlay the rootless.overlay annotation describes
+    (mounted here, by root of the container's user namespace, so no real root is needed)."""
     flags = mounts.PROPAGATION.get(propagation or "rslave")
     if flags is None:
         raise RootlessError(f"config.json: linux.rootfsPropagation {propagation!r} is not a propagation type")
     # rshared at / would make pivot_root fail: the host side stays slave, rshared is set later.
     sc.mount(None, "/", None, (sc.MS_SLAVE | sc.MS_REC) if flags & sc.MS_SHARED else flags)
+    if overlay:
+        try:
+            sc.mount("overlay", rootfs, "overlay", 0, overlay)
+        except SyscallError as err:
+            raise RootlessError(f"annotation rootless.overlay: mount overlay on {rootfs}: {os.strerror(err.errno)} "
+                                "(Linux 5.11+ mounts overlays in a user namespace; the layers and upper "
+                                "directory must be on a filesystem with user xattrs)") from None
+        return
     sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
 
 

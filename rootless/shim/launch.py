@@ -17,9 +17,11 @@ _BOOT = f"import sys; sys.path[:0] = [{_PACKAGE_PARENT!r}]; from rootless.shim i
 _NOT_FOR_THE_SHIM = ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
 
 
-def spawn(ctx, request, *, log_path: str | None, log_format: str, remove: bool) -> int:
+def spawn(ctx, request, *, log_path: str | None, log_format: str, remove: bool,
+          after_remove: list[str] | None = None) -> int:
     """Start a shim that creates the container as `request` says; returns the init's PID once
-    the container is created. The shim outlives us: double-forked, in a session of its own."""
+    the container is created. The shim outlives us: double-forked, in a session of its own.
+    after_remove: a command (argv) the shim runs once it has removed the container (remove)."""
     if log_format not in logformat.FORMATS:
         raise UsageError(f"invalid --shim-log-format {log_format!r}: expected one of {', '.join(logformat.FORMATS)}")
     if request.preserve_fds:
@@ -29,6 +31,7 @@ def spawn(ctx, request, *, log_path: str | None, log_format: str, remove: bool) 
     root = os.path.abspath(ctx.root)
     spec = {
         "root": root, "id": request.container_id, "remove": remove, "log_format": log_format,
+        "after_remove": after_remove,
         "log_path": os.path.abspath(log_path) if log_path else os.path.join(root, request.container_id, "ctr.log"),
         "context": {"root": root, "log": ctx.log, "log_format": ctx.log_format, "debug": ctx.debug,
                     "systemd_cgroup": ctx.systemd_cgroup, "rootless": ctx.rootless,

@@ -305,6 +305,16 @@ def _delete(spec: dict) -> None:
             container.delete(cdir, cdir.load(), force=True, warn=lambda message: None)
     except Exception:
         pass  # deleted by someone else first
+    if spec.get("after_remove"):
+        # the caller's own cleanup (rlx: its container directory), once the container is gone
+        argv = spec["after_remove"]
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.execv(argv[0], argv)
+            finally:
+                os._exit(127)
+        os.waitpid(pid, 0)
 
 
 def _start_time(pid: int) -> int | None:

@@ -1,0 +1,149 @@
+"""A new rlx container from a source and the options: its record (rootless.rlx.records), and
+its bundle: config.json (rootless.rlx.runconfig) and the root (an overlay of the image's
+layers, the rootfs directory itself, or a few symlinks for `host`).
+
+Layout of STORE/containers/ID/ besides record.json: bundle/config.json, bundle/rootfs (the
+overlay's mount point, or the host sandbox's root), upper/ and work/ (the overlay's).
+On any failure the directory is removed again: a failed run leaves nothing.
+"""
+
+import json
+import os
+import shutil
+
+from rootless.errors import UsageError
+from rootless.images.store import Store
+from rootless.rlx import records, runconfig
+from rootless.rlx.source import HOST, Source, host_layout
+
+
+def make(store: Store, source: Source, opts: runconfig.RunOptions, *, name: str | None, auto_remove: bool,
+         network: str, debug) -> dict:
+    volumes = [runconfig.parse_volume(v, os.path.join(store.root, "volumes")) for v in opts.volumes]
+    record = records.create(store.root, name=name, image=source.shown, image_id=source.image_id,
+                            command=[], ports=_ports(opts.publish), auto_remove=auto_remove,
+                            stop_signal=source.stop_signal, network=network)
+    try:
+        spec = _spec(store, source, opts, record, volumes, network, debug)
+        record["command"] = spec["process"]["args"]
+        with open(os.path.join(record["bundle"], "config.json"), "w") as f:
+            json.dump(spec, f)
+        records.save(store.root, record)
+    except BaseException:
+        records.remove(store.root, record["id"])
+        raise
+    return record
+
+
+def _spec(store: Store, source: Source, opts, record: dict, volumes: list[dict], network: str, debug) -> dict:
+    path = records.container_dir(store.root, record["id"])
+    rootfs = os.path.join(record["bundle"], "rootfs")
+    seccomp = _seccomp(opts.security_opt)
+    if source.kind == HOST:
+        if opts.userns not in (None, "keep-id"):
+            raise UsageError("rlx run host: the sandbox keeps your own UID (--userns keep-id is implied)")
+        links, dirs = host_layout()
+        os.mkdir(rootfs, 0o755)
+        for name, target in links.items():
+            os.symlink(target, os.path.join(rootfs, name))
+        spec = runconfig.host_spec(opts, os.getcwd(), dirs, shell=os.environ.get("SHELL") or "/bin/sh")
+    else:
+        idmap = _idmap(store)
+        spec = runconfig.image_spec(source.config, opts, source.passwd, source.group, idmap)
+        if source.kind == "dir":
+            spec["root"]["path"] = source.rootfs
+        else:
+            os.mkdir(rootfs, 0o755)
+            spec["annotations"] = dict(spec.get("annotations") or {},
+                                       **{"rootless.overlay": _overlay(source.layers, path, debug)})
+    if spec["root"]["path"] == "rootfs":
+        spec["root"]["path"] = rootfs
+    _make_volumes(store, volumes, spec)
+    if opts.init:
+        _add_init(spec)
+    return runconfig.apply(spec, opts, hostname=record["id"][:12], volumes=volumes, network=network, seccomp=seccomp)
+
+
+def _idmap(store: Store) -> dict | None:
+    from rootless.images import userns
+    plan = store.idmap()
+    return userns.plan_to_json(plan) if plan is not None else None
+
+
+def _overlay(layers: list[str], path: str, debug) -> str:
+    from rootless.images import overlay
+    upper, work = os.path.join(path, "upper"), os.path.join(path, "work")
+    os.mkdir(upper, 0o755)
+    os.mkdir(work, 0o700)
+    options = overlay.overlay_options(layers, upper, work)
+    if len(options) >= overlay.PAGE:
+        raise UsageError(f"the image has {len(layers)} layers: too many for one overlay mount (squash it)")
+    debug(f"root: an overlay of {len(layers)} layers, upper directory {upper}")
+    return options
+
+
+def _make_volumes(store: Store, volumes: list[dict], spec: dict) -> None:
+    """Named volumes are made on first use, owned by the container's user (so that user may
+    write in them); a host path must exist (podman refuses a missing one too)."""
+    user = spec["process"]["user"]
+    for volume in volumes:
+        if not volume["named"]:
+            if not os.path.exists(volume["source"]):
+                raise UsageError(f"-v {volume['source']}: no such file or directory on the host")
+            continue
+        if os.path.isdir(volume["source"]):
+            continue
+        os.makedirs(volume["source"], mode=0o755)
+        host_uid = _host_id(spec["linux"].get("uidMappings"), user["uid"], os.getuid())
+        host_gid = _host_id(spec["linux"].get("gidMappings"), user["gid"], os.getgid())
+        if (host_uid, host_gid) != (os.getuid(), os.getgid()):
+            from rootless.images import userns
+            plan = userns.plan_from_json({"uidMappings": spec["linux"]["uidMappings"],
+                                          "gidMappings": spec["linux"]["gidMappings"]})
+            userns.run_as_mapped_root(plan, os.chown, volume["source"], user["uid"], user["gid"])
+
+
+def _host_id(mappings: list[dict] | None, inside: int, default: int) -> int:
+    for m in mappings or []:
+        if m["containerID"] <= inside < m["containerID"] + m["size"]:
+            return m["hostID"] + inside - m["containerID"]
+    return default
+
+
+def _seccomp(options: list[str]) -> dict | None:
+    profile = None
+    for option in options:
+        key, _, value = option.partition("=")
+        if key == "no-new-privileges" or option == "no-new-privileges":
+            continue
+        if key != "seccomp" or not value:
+            raise UsageError(f"--security-opt {option!r}: supported: seccomp=unconfined, seccomp=FILE, "
+                             "no-new-privileges")
+        if value == "unconfined":
+            profile = None
+            continue
+        try:
+            with open(value) as f:
+                profile = json.load(f)
+        except (OSError, ValueError) as err:
+            raise UsageError(f"--security-opt seccomp={value}: {getattr(err, 'strerror', None) or err}") from None
+    return profile
+
+
+def _add_init(spec: dict) -> None:
+    """--init: a small init as PID 1 that reaps and passes signals on (podman's catatonit)."""
+    found = shutil.which("catatonit") or shutil.which("tini") or shutil.which("dumb-init")
+    if found is None:
+        raise UsageError("--init needs catatonit, tini or dumb-init on the host (Debian: apt install catatonit)")
+    flag = ["-g", "--"] if os.path.basename(found) in ("catatonit", "tini") else ["--"]
+    spec["mounts"].append({"destination": "/run/rlx-init", "type": "bind", "source": found, "options": ["bind", "ro"]})
+    spec["process"]["args"] = ["/run/rlx-init"] + flag + spec["process"]["args"]
+
+
+def _ports(publish: list[str]) -> list[dict]:
+    from netns import config as network_config
+    if not publish:
+        return []
+    ports = network_config.parse_ports(",".join(publish))
+    return [{"host_ip": p.host_ip, "host_port": host, "container_port": inside, "protocol": p.proto}
+            for p in ports for host, inside in p.pairs()]
