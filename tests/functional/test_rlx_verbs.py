@@ -299,14 +299,13 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(rlx: Rlx) -> None:
     assert ESC.encode() not in on_terminal("stop", "--help", env={"NO_COLOR": "1"})
 
 
-@pytest.mark.parametrize("args", [["logs", "nope"], ["stop", "nope"], ["kill", "nope"], ["rm", "nope"],
-                                  ["exec", "nope", "true"], ["inspect", "nope"], ["port", "nope"],
-                                  ["wait", "nope"], ["attach", "nope"]])
-def test_unknown_names_are_one_line(rlx: Rlx, args: list[str]) -> None:
-    result = rlx.run(*args, check=False)
-    assert result.returncode == 1 and result.stdout == ""
-    assert result.stderr.count("\n") == 1 and "nope" in result.stderr and "rlx ps -a" in result.stderr, result.stderr
-    assert "Traceback" not in result.stderr
+def test_unknown_names_are_one_line(rlx: Rlx) -> None:
+    for args in (["logs", "nope"], ["stop", "nope"], ["kill", "nope"], ["rm", "nope"], ["exec", "nope", "true"],
+                 ["inspect", "nope"], ["port", "nope"], ["wait", "nope"], ["attach", "nope"]):
+        result = rlx.run(*args, check=False)
+        assert result.returncode == 1 and result.stdout == "", args
+        assert result.stderr.count("\n") == 1 and "nope" in result.stderr and "rlx ps -a" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
 
 
 def test_help_has_examples_for_every_command(rlx: Rlx) -> None:
