@@ -8,10 +8,8 @@ root must never change the store.
 """
 
 import os
-import shutil
 import stat
 
-from rootless.images.unpack import OPAQUE_XATTR
 
 SKIP_XATTRS = ("user.overlay.", "trusted.overlay.")
 
@@ -29,6 +27,7 @@ def _remove(path: str) -> None:
     except FileNotFoundError:
         return
     if stat.S_ISDIR(st.st_mode):
+        import shutil
         shutil.rmtree(path)
     else:
         os.unlink(path)
@@ -36,6 +35,7 @@ def _remove(path: str) -> None:
 
 def _opaque(path: str) -> bool:
     try:
+        from rootless.images.unpack import OPAQUE_XATTR  # tarfile: only when flattening
         return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
     except OSError:
         return False
@@ -65,6 +65,7 @@ def _apply(src: str, dst: str, links: dict, top: bool = False) -> None:
                 os.link(links[key], target, follow_symlinks=False)
                 continue
             if stat.S_ISREG(st.st_mode):
+                import shutil  # here: `rlx run` reads /etc/passwd through this module, and copies nothing
                 shutil.copyfile(entry.path, target, follow_symlinks=False)
             elif stat.S_ISLNK(st.st_mode):
                 os.symlink(os.readlink(entry.path), target)

@@ -5,8 +5,9 @@ The record a name points to carries what `images`, `bundle` and `prune` need wit
 the manifest again: the manifest and config digests and each layer's blob digest and diff ID.
 """
 
-import json
 import time
+
+from rootless import jsonlite as json
 
 from rootless.images.digest import ImageError
 from rootless.images.store import Store
@@ -123,7 +124,7 @@ def oci_manifest(config_digest: str, config_size: int, layers: list[tuple[str, i
     doc = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
            "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config_size},
            "layers": [{"mediaType": kind, "digest": d, "size": size} for d, size, kind in layers]}
-    return json.dumps(doc, separators=(",", ":")).encode()
+    return json.dumps(doc).encode()  # compact: separators "," and ":"
 
 
 def layer_media_type(head: bytes) -> str:

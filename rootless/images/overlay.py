@@ -10,11 +10,8 @@ directory), fuse-overlayfs is used if installed, else the layers are copied into
 """
 
 import os
-import shutil
-import subprocess
 
 from rootless.errors import SyscallError
-from rootless.images import flatten
 from rootless.linux import syscalls
 
 PAGE = 4096  # mount(2) data must fit in a page: about 50 layers of store paths
@@ -40,6 +37,9 @@ def mount_root(layers: list[str], upper: str, work: str, target: str, *, debug=l
             debug(f"overlay mount refused ({err}): trying fuse-overlayfs, then a copy")
     else:
         debug(f"{len(layers)} layers do not fit one overlay mount's options: trying fuse-overlayfs, then a copy")
+    import shutil
+    import subprocess
+    from rootless.images import flatten
     fuse = shutil.which("fuse-overlayfs")
     if fuse:
         lower = ":".join(reversed(layers))

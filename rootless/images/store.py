@@ -21,17 +21,15 @@ Files in a rootless store belong to the caller's subordinate IDs: anything that 
 removes inside layers/ runs as root of a user namespace with that map (images/userns.py).
 """
 
-import contextlib
 import fcntl
-import json
 import os
-import pickle
-import shutil
 import time
-from urllib.parse import quote, unquote
 
-from rootless.images import unpack, userns
+from rootless import jsonlite as json
 from rootless.images.digest import ImageError, digest_of, hex_of
+
+# `rlx run` reads the store on every call: tarfile (unpack), idmap (userns), pickle, shutil and
+# urllib are imported where they are used, not here (together about 40 ms).
 
 DEFAULT_MAX_LAYER_BYTES = 32 << 30
 
@@ -78,15 +76,9 @@ class Store:
     def tmp_path(self, what: str) -> str:
         return os.path.join(self.root, "tmp", f"{what}-{os.getpid()}-{time.monotonic_ns()}")
 
-    @contextlib.contextmanager
-    def lock(self, name: str, exclusive: bool = True):
+    def lock(self, name: str, exclusive: bool = True) -> "_Lock":
         path = os.path.join(self.root, "store.lock" if name == "store" else os.path.join("locks", name + ".lock"))
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-            yield
-        finally:
-            os.close(fd)
+        return _Lock(path, exclusive)
 
     def idmap(self):
         """The ID map of this store's layers (None: real root, the identity). Chosen on first
@@ -94,10 +86,11 @@ class Store:
         if not self.rootless:
             return None
         if self._plan is None:
+            from rootless.images import userns
             path = os.path.join(self.root, "idmap.json")
             try:
                 with open(path) as f:
-                    self._plan = userns.plan_from_json(json.load(f))
+                    self._plan = userns.plan_from_json(json.loads(f.read()))
             except FileNotFoundError:
                 plan = userns.caller_plan()
                 for warning in plan.warnings:
@@ -109,7 +102,7 @@ class Store:
     def _write_json(self, path: str, data) -> None:
         tmp = self.tmp_path("json")
         with open(tmp, "w") as f:
-            json.dump(data, f, indent=1)
+            f.write(json.dumps(data, indent=1))
             f.flush()
             os.fsync(f.fileno())
         os.rename(tmp, path)
@@ -122,6 +115,7 @@ class Store:
         """Store a blob: fill(file) writes it; it is hashed while written and renamed into
         blobs/ only if it matches `digest` (None: whatever it is, e.g. a config we made).
         Returns its digest. A blob already present is not fetched again."""
+        import contextlib
         if digest is not None:
             hex_of(digest)
             if self.has_blob(digest):
@@ -166,6 +160,8 @@ class Store:
     def unpack_layers(self, layers: list[tuple[str, str]]) -> tuple[list[str], int]:
         """Unpack each (blob digest, diff ID) not unpacked yet, under its layer lock, in one
         user-namespace helper. Returns (notes, how many were unpacked now)."""
+        import contextlib
+        from rootless.images import userns
         wanted = list(dict.fromkeys(layers))
         with contextlib.ExitStack() as stack:
             for _, diff_id in sorted(wanted, key=lambda item: item[1]):  # one order: no deadlock
@@ -184,7 +180,7 @@ class Store:
 
     # -- names -----------------------------------------------------------------------------
     def _name_path(self, name: str) -> str:
-        return os.path.join(self.root, "names", quote(name, safe=""))
+        return os.path.join(self.root, "names", quote(name))
 
     def set_name(self, name: str, record: dict) -> None:
         self._write_json(self._name_path(name), dict(record, name=name))
@@ -194,7 +190,7 @@ class Store:
         for entry in sorted(os.listdir(os.path.join(self.root, "names"))):
             try:
                 with open(os.path.join(self.root, "names", entry)) as f:
-                    record = json.load(f)
+                    record = json.loads(f.read())
             except (OSError, ValueError):
                 continue
             record["name"] = unquote(entry)
@@ -228,6 +224,8 @@ class Store:
     # -- garbage ---------------------------------------------------------------------------
     def prune(self) -> dict:
         """Remove layers and blobs no name refers to, and every leftover of killed pulls."""
+        import contextlib
+        from rootless.images import userns
         with self.lock("store"):
             keep_blobs, keep_layers = set(), set()
             for record in self.records():
@@ -270,10 +268,44 @@ class _HashingWriter:
 UNPACK_WORKERS = 3
 
 
+class _Lock:
+    """flock on a lock file for a `with` block (a class: contextlib is not imported on
+    `rlx run`'s path)."""
+
+    def __init__(self, path: str, exclusive: bool):
+        self.path, self.exclusive, self.fd = path, exclusive, -1
+
+    def __enter__(self) -> None:
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH)
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def __exit__(self, *exc) -> None:
+        os.close(self.fd)
+
+
+def quote(name: str) -> str:
+    """urllib.parse.quote(name, safe=""): a name as one file name."""
+    safe = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+    return "".join(chr(b) if chr(b) in safe else f"%{b:02X}" for b in name.encode())
+
+
+def unquote(text: str) -> str:
+    parts = text.split("%")
+    data = bytearray(parts[0].encode())
+    for part in parts[1:]:
+        data += bytes([int(part[:2], 16)]) + part[2:].encode()
+    return data.decode("utf-8", errors="replace")
+
+
 def _unpack_all(todo, max_bytes: int, in_userns: bool) -> list[str]:
     """In the user namespace: each layer into tmp/, then renamed into layers/ whole. Up to
     UNPACK_WORKERS layers at once (forked workers): unpacking waits mostly on file creation,
     not on the CPU, so layers overlap well even on two cores."""
+    import pickle
     if len(todo) < 2:
         return _unpack_some(todo, max_bytes, in_userns)
     workers = []
@@ -309,6 +341,8 @@ def _unpack_all(todo, max_bytes: int, in_userns: bool) -> list[str]:
 
 
 def _unpack_some(todo, max_bytes: int, in_userns: bool) -> list[str]:
+    import shutil
+    from rootless.images import unpack
     notes = []
     for blob, digest, diff_id, tmp, final in todo:
         try:
@@ -323,6 +357,8 @@ def _unpack_some(todo, max_bytes: int, in_userns: bool) -> list[str]:
 
 def _remove_all(paths: list[str], tmp_dir: str) -> int:
     """In the user namespace: rename each tree away first (it vanishes at once), then remove."""
+    import contextlib
+    import shutil
     freed = 0
     for path in paths:
         doomed = path if os.path.dirname(path) == tmp_dir else os.path.join(tmp_dir, "doomed-" + os.path.basename(path))
@@ -337,6 +373,7 @@ def _remove_all(paths: list[str], tmp_dir: str) -> int:
 
 
 def _tree_size(path: str) -> int:
+    import contextlib
     if not os.path.isdir(path) or os.path.islink(path):
         return os.lstat(path).st_size
     total = 0

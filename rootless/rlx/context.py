@@ -2,8 +2,6 @@
 
 import sys
 
-from rootless.images.store import Store, default_root
-
 _settings = {"store": None, "debug": False}
 
 
@@ -11,7 +9,8 @@ def configure(store: str | None, debug: bool) -> None:
     _settings.update(store=store, debug=debug)
 
 
-def store() -> Store:
+def store():
+    from rootless.images.store import Store, default_root
     return Store(_settings["store"] or default_root())
 
 

@@ -4,7 +4,7 @@ Each verb group is a module that parses and prints only (images.py: pull, load, 
 prune; bundle.py; run.py; containers.py: ps, logs, stop, kill, rm, exec, inspect, port, wait, attach);
 the work is in rootless/images, rootless/rlx/control.py and the runtime. Errors a user can act
 on (RootlessError) become one line on stderr and exit status 1; anything else is a bug, still
-one line (the traceback only with --debug). Shell completion is typer's
+one line (the traceback only with --debug: rootless/rlx/entry.py). Shell completion is typer's
 (`rlx --install-completion`, `--show-completion`), completing names from rootless/rlx/complete.py.
 """
 
@@ -21,7 +21,6 @@ if _PLAIN and "TYPER_USE_RICH" not in os.environ:
 else:
     import typer
 
-from rootless.errors import RootlessError  # noqa: E402
 from rootless.rlx import bundle, containers, context, images, run  # noqa: E402
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
@@ -45,22 +44,5 @@ containers.register(app)
 
 
 def main() -> None:
-    try:
-        app()
-    except RootlessError as err:
-        print(f"rlx: {err}", file=sys.stderr)
-        sys.exit(err.exit_code)
-    except KeyboardInterrupt:
-        print("rlx: interrupted", file=sys.stderr)
-        sys.exit(130)
-    except BrokenPipeError:
-        # `rlx ps | head`: the reader has what it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(0)
-    except Exception as err:  # noqa: BLE001 - a bug, but still one line for the person
-        if context.debugging():
-            import traceback
-            traceback.print_exc()
-        print(f"rlx: internal error: {type(err).__name__}: {err} (a bug: run again with --debug for the "
-              "traceback and report it)", file=sys.stderr)
-        sys.exit(125)
+    from rootless.rlx.entry import guarded
+    guarded(app, debug="--debug" in sys.argv[1:])

@@ -7,17 +7,15 @@ overlay's mount point, or the host sandbox's root), upper/ and work/ (the overla
 On any failure the directory is removed again: a failed run leaves nothing.
 """
 
-import json
 import os
-import shutil
 
+from rootless import jsonlite as json
 from rootless.errors import UsageError
-from rootless.images.store import Store
 from rootless.rlx import records, runconfig
 from rootless.rlx.source import HOST, Source, host_layout
 
 
-def make(store: Store, source: Source, opts: runconfig.RunOptions, *, name: str | None, auto_remove: bool,
+def make(store, source: Source, opts: runconfig.RunOptions, *, name: str | None, auto_remove: bool,
          network: str, debug) -> dict:
     volumes = [runconfig.parse_volume(v, os.path.join(store.root, "volumes")) for v in opts.volumes]
     record = records.create(store.root, name=name, image=source.shown, image_id=source.image_id,
@@ -27,7 +25,7 @@ def make(store: Store, source: Source, opts: runconfig.RunOptions, *, name: str 
         spec = _spec(store, source, opts, record, volumes, network, debug)
         record["command"] = spec["process"]["args"]
         with open(os.path.join(record["bundle"], "config.json"), "w") as f:
-            json.dump(spec, f)
+            f.write(json.dumps(spec))
         records.save(store.root, record)
     except BaseException:
         records.remove(store.root, record["id"])
@@ -35,7 +33,7 @@ def make(store: Store, source: Source, opts: runconfig.RunOptions, *, name: str 
     return record
 
 
-def _spec(store: Store, source: Source, opts, record: dict, volumes: list[dict], network: str, debug) -> dict:
+def _spec(store, source: Source, opts, record: dict, volumes: list[dict], network: str, debug) -> dict:
     path = records.container_dir(store.root, record["id"])
     rootfs = os.path.join(record["bundle"], "rootfs")
     seccomp = _seccomp(opts.security_opt)
@@ -49,6 +47,8 @@ def _spec(store: Store, source: Source, opts, record: dict, volumes: list[dict],
         spec = runconfig.host_spec(opts, os.getcwd(), dirs, shell=os.environ.get("SHELL") or "/bin/sh")
     else:
         idmap = _idmap(store)
+        if idmap is not None and len(idmap["uidMappings"]) == 1:
+            raise UsageError(f"{source.shown}: {_no_subordinate_ids(store)}")
         spec = runconfig.image_spec(source.config, opts, source.passwd, source.group, idmap)
         if source.kind == "dir":
             spec["root"]["path"] = source.rootfs
@@ -59,15 +59,34 @@ def _spec(store: Store, source: Source, opts, record: dict, volumes: list[dict],
     if spec["root"]["path"] == "rootfs":
         spec["root"]["path"] = rootfs
     _make_volumes(store, volumes, spec)
+    spec = runconfig.apply(spec, opts, hostname=record["id"][:12], volumes=volumes, network=network, seccomp=seccomp)
     if opts.init:
-        _add_init(spec)
-    return runconfig.apply(spec, opts, hostname=record["id"][:12], volumes=volumes, network=network, seccomp=seccomp)
+        _add_init(spec)  # last: its mount must come after a --read-only tmpfs on /run
+    return spec
 
 
-def _idmap(store: Store) -> dict | None:
+def _idmap(store) -> dict | None:
+    """The store's map as config.json writes it: its idmap.json as it is (idmap is not
+    imported for that), or made now on first use."""
+    if not store.rootless:
+        return None
+    try:
+        with open(os.path.join(store.root, "idmap.json")) as f:
+            return json.loads(f.read())
+    except FileNotFoundError:
+        from rootless.images import userns
+        return userns.plan_to_json(store.idmap())
+
+
+def _no_subordinate_ids(store) -> str:
+    """Why an image cannot run with the store's single-ID map, and what to do: the idmap
+    plan's own words (they name the usermod command)."""
     from rootless.images import userns
-    plan = store.idmap()
-    return userns.plan_to_json(plan) if plan is not None else None
+    plan = userns.caller_plan()
+    if plan.warnings and plan.method == "direct":
+        return f"an image needs subordinate IDs: {plan.warnings[0]}"
+    return (f"the store {store.root} was made when you had no subordinate IDs: its layers are owned by your "
+            "UID alone; remove the store and pull or load the images again")
 
 
 def _overlay(layers: list[str], path: str, debug) -> str:
@@ -82,7 +101,7 @@ def _overlay(layers: list[str], path: str, debug) -> str:
     return options
 
 
-def _make_volumes(store: Store, volumes: list[dict], spec: dict) -> None:
+def _make_volumes(store, volumes: list[dict], spec: dict) -> None:
     """Named volumes are made on first use, owned by the container's user (so that user may
     write in them); a host path must exist (podman refuses a missing one too)."""
     user = spec["process"]["user"]
@@ -124,7 +143,7 @@ def _seccomp(options: list[str]) -> dict | None:
             continue
         try:
             with open(value) as f:
-                profile = json.load(f)
+                profile = json.loads(f.read())
         except (OSError, ValueError) as err:
             raise UsageError(f"--security-opt seccomp={value}: {getattr(err, 'strerror', None) or err}") from None
     return profile
@@ -132,6 +151,7 @@ def _seccomp(options: list[str]) -> dict | None:
 
 def _add_init(spec: dict) -> None:
     """--init: a small init as PID 1 that reaps and passes signals on (podman's catatonit)."""
+    import shutil
     found = shutil.which("catatonit") or shutil.which("tini") or shutil.which("dumb-init")
     if found is None:
         raise UsageError("--init needs catatonit, tini or dumb-init on the host (Debian: apt install catatonit)")

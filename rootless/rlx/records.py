@@ -11,6 +11,9 @@
   or "host"), "image_id" (or null), "command" (list), "created" (RFC 3339 UTC), "ports" (list
   of {"host_ip", "host_port", "container_port", "protocol"}), "auto_remove" (bool),
   "stop_signal" (name, from the image's StopSignal else SIGTERM), "network", "bundle"}.
+- A foreground container (no `-d`) is the runtime's only while it runs: once it exits, its
+  runtime state is deleted and record.json gains "exit_code" (int) and "finished" (RFC 3339).
+  A detached one keeps its runtime state (stopped) and the shim's exit.json until removed.
 - Names are unique (a docker-style random adjective_noun when none is given); a taken name is
   refused in one line.
 - This module offers: create() (a new record, saved; its directory made) and save(), load(id),
@@ -21,15 +24,11 @@ The runtime state of a container (running, exit code...) is the runtime's, read 
 rootless.state under state_root() with the same ID; the record says only what rlx decided.
 """
 
-import datetime
 import fcntl
-import json
 import os
-import random
-import secrets
-import shutil
-import contextlib
+import time
 
+from rootless import jsonlite as json
 from rootless.errors import RootlessError
 
 RECORD = "record.json"
@@ -67,27 +66,36 @@ def log_path(store_root: str, container_id: str) -> str:
 
 
 def now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """RFC 3339 in UTC, to the microsecond (datetime costs an import: time does it)."""
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9 // 1000:06d}Z"
 
 
-@contextlib.contextmanager
-def _locked(store_root: str):
+class _Locked:
     """Names are checked and taken under one lock, so two runs cannot take the same name."""
-    os.makedirs(containers_dir(store_root), mode=0o700, exist_ok=True)
-    fd = os.open(os.path.join(containers_dir(store_root), ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+
+    def __init__(self, store_root: str):
+        self.path = containers_dir(store_root)
+
+    def __enter__(self):
+        os.makedirs(self.path, mode=0o700, exist_ok=True)
+        self.fd = os.open(os.path.join(self.path, ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc) -> None:
+        os.close(self.fd)
+
+
+def _pick(words: tuple[str, ...]) -> str:
+    return words[int.from_bytes(os.urandom(4), "little") % len(words)]
 
 
 def random_name(taken: set[str]) -> str:
     for _ in range(100):
-        name = f"{random.choice(_ADJECTIVES)}_{random.choice(_NOUNS)}"
+        name = f"{_pick(_ADJECTIVES)}_{_pick(_NOUNS)}"
         if name not in taken:
             return name
-    return f"{random.choice(_ADJECTIVES)}_{random.choice(_NOUNS)}_{secrets.token_hex(3)}"
+    return f"{_pick(_ADJECTIVES)}_{_pick(_NOUNS)}_{os.urandom(3).hex()}"
 
 
 def check_name(name: str) -> None:
@@ -102,12 +110,12 @@ def create(store_root: str, *, name: str | None, image: str, image_id: str | Non
     """A new container's record, saved, with its directory (bundle/ left for the caller to fill)."""
     if name is not None:
         check_name(name)
-    with _locked(store_root):
+    with _Locked(store_root):
         taken = {record["name"]: record["id"] for record in all(store_root)}
         if name in taken:
             raise ContainerError(f"the name {name!r} is already used by container {taken[name][:12]}: "
                                  f"remove it (rlx rm {name}) or choose another --name")
-        container_id = secrets.token_hex(32)
+        container_id = os.urandom(32).hex()
         path = container_dir(store_root, container_id)
         os.makedirs(os.path.join(path, "bundle"), mode=0o700)
         record = {"id": container_id, "name": name or random_name(set(taken)), "image": image,
@@ -122,14 +130,14 @@ def save(store_root: str, record: dict) -> None:
     path = container_dir(store_root, record["id"])
     temporary = os.path.join(path, f".{RECORD}.tmp")
     with open(temporary, "w") as f:
-        json.dump(record, f, indent=2)
+        f.write(json.dumps(record, indent=2))
     os.rename(temporary, os.path.join(path, RECORD))
 
 
 def load(store_root: str, container_id: str) -> dict:
     try:
         with open(os.path.join(container_dir(store_root, container_id), RECORD)) as f:
-            return json.load(f)
+            return json.loads(f.read())
     except FileNotFoundError:
         raise ContainerError(f"no container {container_id} (rlx ps -a lists them)") from None
     except ValueError as err:
@@ -185,16 +193,16 @@ def remove(store_root: str, container_id: str) -> None:
 
 
 def _rmtree(path: str) -> None:
-    def fix_and_retry(function, failed, exc_info) -> None:
-        # overlay's work/work is mode 000: its owner may open it up, then remove it
-        if isinstance(exc_info[1], PermissionError) and failed != path:
-            parent = os.path.dirname(failed)
-            os.chmod(parent, 0o700)
-            if os.path.isdir(failed) and not os.path.islink(failed):
-                os.chmod(failed, 0o700)
-                shutil.rmtree(failed, onerror=fix_and_retry)
-                return
-            function(failed)
-            return
-        raise exc_info[1]
-    shutil.rmtree(path, onerror=fix_and_retry)
+    """shutil.rmtree without shutil (its import pulls in bz2 and lzma): the directories here
+    are small. overlay's work/work is mode 000: its owner opens it up first."""
+    try:
+        entries = list(os.scandir(path))
+    except PermissionError:
+        os.chmod(path, 0o700)
+        entries = list(os.scandir(path))
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            _rmtree(entry.path)
+        else:
+            os.unlink(entry.path)
+    os.rmdir(path)

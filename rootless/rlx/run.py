@@ -8,8 +8,7 @@ to stderr only on a terminal or with --debug, errors are one line.
 import os
 import sys
 
-import typer
-
+from rootless.errors import RootlessError
 from rootless.rlx import context
 
 EXAMPLES = """
@@ -27,72 +26,77 @@ Examples:
 """
 
 
-def register(app: typer.Typer) -> None:
+def register(app) -> None:
+    """The typer command, built from runflags.FLAGS (help, completion, typer's own errors)."""
+    import inspect
+    import typer
+    from rootless.rlx.runflags import FLAGS
+    types = {"flag": bool, "value": str, "multi": list[str], "int": int, "float": float}
+    params = [inspect.Parameter("source", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str, default=typer.Argument(
+                  ..., metavar="SOURCE", help="An image, an image archive, a rootfs directory or tarball, or `host`.")),
+              inspect.Parameter("command", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=list[str],
+                                default=typer.Argument(None, metavar="[COMMAND...]", help="Instead of the image's Cmd."))]
+    for flags, dest, kind, text in FLAGS:
+        default = [] if kind == "multi" else False if kind == "flag" else None
+        params.append(inspect.Parameter(dest, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=types[kind],
+                                        default=typer.Option(default, *flags, help=text)))
+
+    def run(**values) -> None:
+        """Run a command in a new container."""
+        execute(dict(values, command=list(values["command"] or [])))
+
+    run.__signature__ = inspect.Signature(params)
+    run.__annotations__ = {p.name: p.annotation for p in params}
     app.command("run", context_settings={"allow_interspersed_args": False}, epilog=EXAMPLES)(run)
 
 
-def run(source: str = typer.Argument(..., metavar="SOURCE",
-                                     help="An image, an image archive, a rootfs directory or tarball, or `host`."),
-        command: list[str] = typer.Argument(None, metavar="[COMMAND...]", help="Instead of the image's Cmd."),
-        name: str = typer.Option(None, "--name", help="The container's name (default: a random one)."),
-        detach: bool = typer.Option(False, "--detach", "-d", help="Run in the background; print the ID."),
-        rm: bool = typer.Option(False, "--rm", help="Remove the container when it exits."),
-        interactive: bool = typer.Option(False, "--interactive", "-i", help="Keep stdin open."),
-        tty: bool = typer.Option(False, "--tty", "-t", help="Give the container a terminal."),
-        env: list[str] = typer.Option([], "--env", "-e", help="KEY=VALUE, or KEY for the host's value."),
-        env_file: list[str] = typer.Option([], "--env-file", help="A file of KEY=VALUE lines."),
-        workdir: str = typer.Option(None, "--workdir", "-w", help="The working directory inside."),
-        user: str = typer.Option(None, "--user", "-u", help="USER[:GROUP], names or IDs of the image."),
-        volume: list[str] = typer.Option([], "--volume", "-v", help="SRC:DST[:ro]; SRC a host path or a volume name."),
-        tmpfs: list[str] = typer.Option([], "--tmpfs", help="DST[:OPTIONS]: a tmpfs at DST."),
-        publish: list[str] = typer.Option([], "--publish", "-p", help="[HOSTIP:]HOSTPORT:PORT[/tcp|udp]."),
-        network: str = typer.Option(None, "--network", "--net", help="none, pasta, slirp4netns or host (default: pasta, "
-                                    "else slirp4netns)."),
-        dns: list[str] = typer.Option([], "--dns", help="A name server for /etc/resolv.conf."),
-        hostname: str = typer.Option(None, "--hostname", "-h", help="Default: the short ID."),
-        memory: str = typer.Option(None, "--memory", "-m", help="A memory limit: 512m, 1g."),
-        cpus: float = typer.Option(None, "--cpus", help="CPUs the container may use: 1.5."),
-        pids_limit: int = typer.Option(None, "--pids-limit", help="At most this many processes."),
-        cap_add: list[str] = typer.Option([], "--cap-add", help="A capability to add (NET_RAW, ALL)."),
-        cap_drop: list[str] = typer.Option([], "--cap-drop", help="A capability to drop (CHOWN, ALL)."),
-        read_only: bool = typer.Option(False, "--read-only", help="A read-only root (tmpfs on /tmp, /var/tmp, /run)."),
-        userns: str = typer.Option(None, "--userns", help="keep-id: your own UID inside."),
-        init: bool = typer.Option(False, "--init", help="A small init as PID 1 (catatonit or tini)."),
-        entrypoint: str = typer.Option(None, "--entrypoint", help="Instead of the image's Entrypoint."),
-        security_opt: list[str] = typer.Option([], "--security-opt", help="seccomp=unconfined or seccomp=FILE."),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="No pull progress, even on a terminal.")) -> None:
-    """Run a command in a new container."""
+def execute(values: dict) -> None:
+    """`rlx run` with the flags parsed (runflags.parse's dict, or typer's): never returns."""
     from rootless.rlx import launch, prepare, records, runconfig
     from rootless.rlx import source as sources
-    if detach and rm and interactive:
-        pass  # podman allows it: the input is simply never read
     opts = runconfig.RunOptions(
-        command=list(command or []), entrypoint=entrypoint, env=env, env_files=env_file, workdir=workdir,
-        user=user, volumes=volume, tmpfs=tmpfs, publish=publish, network=network, dns=dns, hostname=hostname,
-        memory=memory, cpus=cpus, pids_limit=pids_limit, cap_add=cap_add, cap_drop=cap_drop, read_only=read_only,
-        userns=userns, init=init, security_opt=security_opt, tty=tty, interactive=interactive)
-    chosen = network or runconfig.network_default(__import__("shutil").which)
+        command=values["command"], entrypoint=values["entrypoint"], env=values["env"], env_files=values["env_file"],
+        workdir=values["workdir"], user=values["user"], volumes=values["volume"], tmpfs=values["tmpfs"],
+        publish=values["publish"], network=values["network"], dns=values["dns"], hostname=values["hostname"],
+        memory=values["memory"], cpus=values["cpus"], pids_limit=values["pids_limit"], cap_add=values["cap_add"],
+        cap_drop=values["cap_drop"], read_only=values["read_only"], userns=values["userns"], init=values["init"],
+        security_opt=values["security_opt"], tty=values["tty"], interactive=values["interactive"])
+    chosen = values["network"] or runconfig.network_default(_which)
     if chosen not in runconfig.NETWORKS:
         raise context.usage(f"--network {chosen!r}: use one of {', '.join(runconfig.NETWORKS)}")
+    if chosen == "slirp4netns":
+        _check_socket_room(records.state_root())
     store = context.store()
-    found = sources.resolve(store, source, debug=context.debug, quiet=quiet)
-    record = prepare.make(store, found, opts, name=name, auto_remove=rm, network=chosen, debug=context.debug)
+    found = sources.resolve(store, values["source"], debug=context.debug, quiet=values["quiet"])
+    record = prepare.make(store, found, opts, name=values["name"], auto_remove=values["rm"], network=chosen,
+                          debug=context.debug)
     ctx = launch.context(context.debugging())
-    if detach:
+    if values["detach"]:
         try:
-            cleanup = _cleanup_command(store.root, record["id"]) if rm else None
+            cleanup = _cleanup_command(store.root, record["id"]) if values["rm"] else None
             launch.detach(ctx, record["id"], record["bundle"], log_path=records.log_path(store.root, record["id"]),
                           cleanup=cleanup)
-        except BaseException:
+        except BaseException as err:
             records.remove(store.root, record["id"])
+            if isinstance(err, RootlessError):
+                raise RootlessError(_in_rlx_terms(err.message)) from None
             raise
         print(record["id"])
-        return
+        _exit(0)
     try:
-        status = launch.foreground(ctx, record["id"], record["bundle"], interactive=interactive)
-    finally:
-        if rm:
-            records.remove(store.root, record["id"])
+        status = launch.foreground(ctx, record["id"], record["bundle"], interactive=values["interactive"])
+    except BaseException as err:
+        records.remove(store.root, record["id"])  # it never ran: nothing to keep, as with --rm
+        if isinstance(err, RootlessError):
+            raise RootlessError(_in_rlx_terms(err.message)) from None
+        raise
+    if values["rm"]:
+        records.remove(store.root, record["id"])
+    else:
+        try:
+            records.save(store.root, dict(record, exit_code=status, finished=records.now()))
+        except OSError:
+            pass  # removed meanwhile (rlx rm -f): nothing to record
     _exit(status)
 
 
@@ -102,6 +106,26 @@ def _cleanup_command(store_root: str, container_id: str) -> list[str]:
     boot = (f"import sys; sys.path[:0] = [{parent!r}]; from rootless.rlx import records; "
             f"records.remove(sys.argv[1], sys.argv[2])")
     return [sys.executable, "-I", "-c", boot, store_root, container_id]
+
+
+def _check_socket_room(state_root: str) -> None:
+    """slirp4netns's API socket lies in the container's state directory; a unix socket's path
+    has 107 bytes at most, and slirp4netns says only "parent failed" beyond."""
+    path = os.path.join(state_root, "0" * 64, "slirp4netns.sock")
+    if len(path.encode()) > 107:
+        raise RootlessError(f"--network slirp4netns: the state directory {state_root} is too long for its socket "
+                            f"({len(path.encode())} of 107 bytes): use --network pasta, or a shorter XDG_RUNTIME_DIR")
+
+
+def _in_rlx_terms(message: str) -> str:
+    """The runtime speaks of the annotations rlx wrote; the user wrote flags."""
+    return message.replace("check rootless.ports: is a host port in use?", "is that host port in use? choose another -p")
+
+
+def _which(name: str) -> bool:
+    """shutil.which's answer, without shutil's import."""
+    return any(os.access(os.path.join(folder, name), os.X_OK)
+               for folder in os.environ.get("PATH", os.defpath).split(os.pathsep) if folder)
 
 
 def _exit(status: int) -> None:

@@ -127,7 +127,7 @@ def keep_id_maps(plan_json: dict | None, uid: int, gid: int) -> dict:
     `uid` inside, the subordinate IDs fill 0..uid-1 and uid+1...; without subordinate IDs only
     the caller is mapped."""
     def entries(mappings: list[dict], own: int, host: int) -> list[dict]:
-        subordinate = [m for m in mappings if m["hostID"] != host or m["size"] != 1]
+        subordinate = [m for m in mappings if m["containerID"] != 0]  # 0 is the caller in the store's map
         result, inside = [], 0
         for m in subordinate:
             start, size = m["hostID"], m["size"]

@@ -12,7 +12,6 @@ import os
 import sys
 
 from rootless.images.digest import ImageError
-from rootless.images.store import Store
 
 HOST = "host"
 MERGED_USR = ("bin", "lib", "lib32", "lib64", "libx32", "sbin")
@@ -34,7 +33,7 @@ class Source:
         return signal if signal.upper().startswith("SIG") or signal.isdigit() else "SIG" + signal.upper()
 
 
-def resolve(store: Store, text: str, *, debug, quiet: bool = False) -> Source:
+def resolve(store, text: str, *, debug, quiet: bool = False) -> Source:
     if text == HOST:
         return Source(HOST, HOST)
     if os.path.isdir(text) and not os.path.exists(os.path.join(text, "oci-layout")):
@@ -56,7 +55,7 @@ def resolve(store: Store, text: str, *, debug, quiet: bool = False) -> Source:
     return _image(store, record, text)
 
 
-def _pull(store: Store, text: str, missing: ImageError, debug, quiet: bool) -> dict:
+def _pull(store, text: str, missing: ImageError, debug, quiet: bool) -> dict:
     from rootless.images import pull
     debug(f"{missing}: pulling it")
     try:
@@ -68,7 +67,7 @@ def _pull(store: Store, text: str, missing: ImageError, debug, quiet: bool) -> d
     return record
 
 
-def _image(store: Store, record: dict, shown: str) -> Source:
+def _image(store, record: dict, shown: str) -> Source:
     from rootless.images.image import image_config
     layers = [store.layer_path(layer["diffID"]) for layer in record["layers"]]
     missing = [path for path in layers if not os.path.isdir(path)]

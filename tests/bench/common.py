@@ -91,7 +91,7 @@ class Podman:
 
     IMAGE = "localhost/rootless-bench"
 
-    def __init__(self, directory: str, rootfs: str):
+    def __init__(self, directory: str, rootfs: str, driver: str = "vfs"):
         import subprocess
         self.home = directory
         conf = os.path.join(directory, "containers.conf")
@@ -102,7 +102,7 @@ class Podman:
         # podman refuses a runroot longer than 50 characters.
         self.runroot = os.path.join(os.environ.get("XDG_RUNTIME_DIR", "/tmp"), f"rootless-bench-{os.getpid()}")
         self.base = ["podman", "--root", os.path.join(directory, "storage"), "--runroot", self.runroot,
-                     "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"]
+                     "--storage-driver", driver, "--cgroup-manager", "cgroupfs"]
         tar = os.path.join(directory, "rootfs.tar")
         subprocess.run(["tar", "-C", rootfs, "-cf", tar, "."], check=True)
         self.run(["import", tar, self.IMAGE], check=True)
