@@ -47,9 +47,9 @@ class Ctr:
         from rootless.rlx import listing
         st = self.runtime_state()
         created = listing.parse_time(self.record.get("created", ""))
-        if st is None:
+        if st is None:  # a foreground run that has ended (its exit is in the record), or a reboot
             return {"state": "exited", "pid": 0, "exit_code": self.record.get("exit_code"),
-                    "started": created, "exited": 0.0}
+                    "started": created, "exited": listing.parse_time(self.record.get("finished", ""))}
         current = state.status(self.cdir, st)
         started = listing.parse_time(st.get("created", "")) or created
         if current != "stopped":
@@ -140,6 +140,9 @@ def wait(ctr: Ctr) -> int:
     status = ctr.status()
     if status["state"] == "exited" and status["exit_code"] is not None:
         return status["exit_code"]
+    if ctr.runtime_state() is None:
+        raise RootlessError(f"wait: container {ctr.name} has no exit code: it never ran, or the machine "
+                            f"restarted while it ran (rlx rm {ctr.name} removes it)")
     from rootless.shim import client
     try:
         return client.ShimmedContainer(ctr.cdir.root, ctr.id).wait_exit()["exit_code"]
@@ -201,7 +204,11 @@ def log_of(ctr: Ctr, store_root: str) -> tuple[str, str]:
     where rlx keeps it."""
     st = ctr.runtime_state() or {}
     shim = st.get("shim") or {}
-    return shim.get("log") or records.log_path(store_root, ctr.id), shim.get("log_format") or "k8s-file"
+    path = shim.get("log") or records.log_path(store_root, ctr.id)
+    if not os.path.exists(path):
+        raise RootlessError(f"logs: container {ctr.name} keeps no log: it ran in the foreground, its output "
+                            "went to the terminal (rlx run -d keeps one)")
+    return path, shim.get("log_format") or "k8s-file"
 
 
 def finished(ctr: Ctr) -> bool:

@@ -91,6 +91,18 @@ def test_detached_container_in_ps_table_and_json(rlx: Rlx) -> None:
     assert re.match(r"Exited \(137\) (Less than a second|\d+ seconds?) ago", stopped["Status"]), stopped
 
 
+def test_a_foreground_container_after_it_ran(rlx: Rlx) -> None:
+    """No -d: the runtime's container is gone once it exits; its record keeps the exit code."""
+    assert rlx.run("run", "--name", "fg", "--network", "none", IMAGE, "sh", "-c", "exit 6", check=False).returncode == 6
+    row = ps_json(rlx, "-a")["fg"]
+    assert row["State"] == "exited" and row["ExitCode"] == 6 and row["Status"].startswith("Exited (6) ")
+    assert rlx.run("wait", "fg").stdout == "6\n"
+    no_log = rlx.run("logs", "fg", check=False)
+    assert no_log.returncode == 1 and no_log.stderr.count("\n") == 1 and "foreground" in no_log.stderr
+    rlx.run("rm", "fg")
+    assert not (rlx.store / "containers" / row["Id"]).exists()
+
+
 def test_logs_are_bare_lines_and_follow_sees_later_output(rlx: Rlx) -> None:
     detached(rlx, "chatty", f"echo one; echo err1 >&2; {WAIT_FOR_GO}; echo two; exit 0")
     wait_for_log(rlx, "chatty", "one")
