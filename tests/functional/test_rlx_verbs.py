@@ -247,6 +247,24 @@ def test_port_and_inspect(rlx: Rlx) -> None:
     assert json.loads(rlx.run("inspect", "--type", "image", IMAGE).stdout)[0]["config"]["config"]["StopSignal"] == "SIGUSR1"
     missing = rlx.run("inspect", "--type", "container", IMAGE, check=False)
     assert missing.returncode == 1 and missing.stdout == "" and "no container" in missing.stderr
+    helpers = network_helpers(rlx)
+    assert helpers, "no network helper found for -p"
+    rlx.run("rm", "-f", "srv")
+    assert not [pid for pid in helpers if _alive(pid)]  # rm stops the network helper too
+
+
+def network_helpers(rlx: Rlx) -> list[int]:
+    """pasta or slirp4netns processes that name this rlx's runtime dir (their pid or socket files)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if os.path.basename(argv[0]).startswith((b"pasta", b"slirp4netns")) and \
+                any(str(rlx.runtime_dir).encode() in arg for arg in argv):
+            found.append(int(pid))
+    return found
 
 
 def _bash_completion(rlx: Rlx, line: str) -> list[str]:
