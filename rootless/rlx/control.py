@@ -7,12 +7,13 @@ decided) and the runtime's state directory (what runs, its shim, exit.json). The
 until `rm`; the runtime state until `rm` too, unless the container ran with --rm.
 """
 
+import json
 import os
 import time
 
 from rootless import container, state
 from rootless.errors import RootlessError
-from rootless.rlx import records
+from rootless.rlx import listing, records
 
 STOP_TIMEOUT = 10  # podman's default for stop -t
 
@@ -36,7 +37,6 @@ class Ctr:
     def exit_record(self) -> dict | None:
         try:
             with open(os.path.join(self.cdir.path, "exit.json")) as f:
-                import json
                 return json.load(f)
         except (OSError, ValueError):
             return None
@@ -44,7 +44,6 @@ class Ctr:
     def status(self) -> dict:
         """podman's view: {"state": created|running|paused|exited, "pid", "exit_code",
         "started", "exited"} (times as seconds since the epoch, 0 when unknown)."""
-        from rootless.rlx import listing
         st = self.runtime_state()
         created = listing.parse_time(self.record.get("created", ""))
         if st is None:  # a foreground run that has ended (its exit is in the record), or a reboot
@@ -156,7 +155,6 @@ def ports(ctr: Ctr) -> list[dict]:
 
 def ps_row(ctr: Ctr, now: float) -> dict:
     """One container for `ps --format json`, with podman's keys."""
-    from rootless.rlx import listing
     status = ctr.status()
     record = ctr.record
     return {
@@ -230,7 +228,6 @@ def since_time(text: str, now: float) -> str:
     """--since as the log's timestamps write it: a span back from now (10s, 5m, 1h30m, as
     podman reads Go durations), an RFC 3339 time, or seconds since the epoch."""
     from rootless.shim import logformat
-    from rootless.rlx import listing
     if text.replace(".", "", 1).isdigit():
         return logformat.timestamp(int(float(text) * 1e9))
     if "T" in text or text.count("-") >= 2:
@@ -257,7 +254,6 @@ def since_time(text: str, now: float) -> str:
 
 def port_lines(ctr: Ctr, private: str | None = None) -> list[str]:
     """`podman port`'s lines: "80/tcp -> 0.0.0.0:8080", or with a port only "0.0.0.0:8080"."""
-    from rootless.rlx import listing
     mappings = ports(ctr)
     if private is None:
         return [f"{p['container_port']}/{p.get('protocol') or 'tcp'} -> {p.get('host_ip') or '0.0.0.0'}:{p['host_port']}"

@@ -21,6 +21,7 @@ if _PLAIN and "TYPER_USE_RICH" not in os.environ:
 else:
     import typer
 
+from rootless.errors import UsageError  # noqa: E402
 from rootless.rlx import bundle, containers, context, images, run  # noqa: E402
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
@@ -45,4 +46,23 @@ containers.register(app)
 
 def main() -> None:
     from rootless.rlx.entry import guarded
-    guarded(app, debug="--debug" in sys.argv[1:])
+    guarded(_app, debug="--debug" in sys.argv[1:])
+
+
+def _app() -> None:
+    """The app, with click's usage errors as one line too (click's own are a usage block and
+    the error, or a rich panel): what was wrong and where the options are."""
+    try:
+        status = app(standalone_mode=False)
+    except typer.Abort:
+        raise UsageError("aborted") from None
+    except typer.TyperException as err:  # click's UsageError and its kin
+        if type(err).__name__ == "NoArgsIsHelpError":  # bare `rlx` or a group: the help
+            print(err.format_message().rstrip("\n"))
+            sys.exit(0)
+        ctx = getattr(err, "ctx", None)
+        line = UsageError(f"{err.format_message()} ({ctx.command_path if ctx else 'rlx'} --help shows how)")
+        line.exit_code = 2  # click's status for a usage error
+        raise line from None
+    if isinstance(status, int):  # typer.Exit(n) from a verb, or 0 after --help
+        sys.exit(status)

@@ -336,6 +336,10 @@ def test_unknown_names_are_one_line(rlx: Rlx) -> None:
         assert result.returncode == 1 and result.stdout == "", args
         assert result.stderr.count("\n") == 1 and "nope" in result.stderr and "rlx ps -a" in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
+    for args in (["ps", "--bogus"], ["exec"], ["stop", "-t", "soon", "x"]):  # click's usage errors: one line too
+        result = rlx.run(*args, check=False)
+        assert result.returncode == 2 and result.stderr.startswith("rlx: ") and result.stderr.count("\n") == 1, args
+        assert "--help shows how" in result.stderr, result.stderr
 
 
 def test_help_has_examples_for_every_command(rlx: Rlx) -> None:
