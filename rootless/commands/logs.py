@@ -8,12 +8,21 @@ from rootless.errors import RootlessError
 
 def run(ctx, parsed) -> int:
     shimmed = shim_client.ShimmedContainer(ctx.root, parsed.args["id"])
-    follow = parsed.options["follow"]
+    # The shim writes the exit record after the last output: once it is there and the shim is
+    # gone, the log is complete.
+    return copy_log(shimmed.log_path, shimmed.log_format, parsed.options["follow"],
+                    lambda: shimmed.exit_record() is not None and not shimmed.shim_alive())
+
+
+def copy_log(path: str, log_format: str, follow: bool, finished, since: str = "") -> int:
+    """The output in the shim's log, each line to the stream it came from; with follow, until
+    finished() says no more will come. since: leave out lines older than this RFC 3339 time.
+    `rlx logs` calls it too."""
     streams = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
     try:
-        log = open(shimmed.log_path, "rb")
+        log = open(path, "rb")
     except OSError as err:
-        raise RootlessError(f"open the log {shimmed.log_path}: {err.strerror}") from None
+        raise RootlessError(f"open the log {path}: {err.strerror}") from None
     with log:
         pending = b""
         while True:
@@ -22,16 +31,15 @@ def run(ctx, parsed) -> int:
                 lines = (pending + chunk).split(b"\n")
                 pending = lines.pop()
                 for line in lines:
-                    stream, output = logformat.parse_line(line, shimmed.log_format)
-                    streams.get(stream, sys.stdout.buffer).write(output)
+                    when, stream, output = logformat.parse_entry(line, log_format)
+                    if when >= since:
+                        streams.get(stream, sys.stdout.buffer).write(output)
                 continue
             for out in streams.values():
                 out.flush()
             if not follow:
                 return 0
-            # The shim writes the exit record after the last output: once it is there and the
-            # log has no more, the output is complete.
-            if shimmed.exit_record() is not None and not shimmed.shim_alive():
+            if finished():
                 if log.read(1) == b"":
                     return 0
                 log.seek(-1, os.SEEK_CUR)

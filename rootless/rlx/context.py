@@ -30,3 +30,4 @@ def debug(message: str) -> None:
 
 def note(message: str) -> None:
     print(f"rlx: note: {message}", file=sys.stderr)
+

@@ -36,6 +36,10 @@ def guarded(function, *args, debug: bool) -> None:
     except KeyboardInterrupt:
         print("rlx: interrupted", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:
+        # `rlx ps | head`: the reader has what it wanted; nothing more to say, not even at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
     except Exception as err:  # a bug: still one line, the traceback under --debug only
         if debug:
             import traceback

@@ -1,4 +1,4 @@
-"""The image verbs: pull, load, images, inspect, rmi, prune."""
+"""The image verbs: pull, load, images, rmi, prune (and what `rlx inspect` shows of an image)."""
 
 import json
 import time
@@ -7,16 +7,17 @@ import typer
 
 from rootless.images import archive, image
 from rootless.images.digest import ImageError
-from rootless.rlx import context
+from rootless.rlx import complete, context, listing
+from rootless.rlx.listing import examples
 
 
 def register(app: typer.Typer) -> None:
-    app.command("pull")(pull)
-    app.command("load")(load)
-    app.command("images")(list_images)
-    app.command("inspect")(inspect)
-    app.command("rmi")(rmi)
-    app.command("prune")(prune)
+    app.command("pull", epilog=examples("rlx pull docker.io/library/busybox:latest",
+                                        "rlx pull --no-tls-verify localhost:5000/app:1"))(pull)
+    app.command("load", epilog=examples("rlx load busybox.tar", "rlx load --name localhost/app app.oci.tar"))(load)
+    app.command("images", epilog=examples("rlx images", "rlx images --format json"))(list_images)
+    app.command("rmi", epilog=examples("rlx rmi busybox", "rlx rmi --all"))(rmi)
+    app.command("prune", epilog=examples("rlx prune"))(prune)
 
 
 def _report(results, started: float) -> None:
@@ -57,14 +58,11 @@ def list_images(format: str = typer.Option("table", "--format", help="table or j
         size = sum(layer.get("size", 0) for layer in record["layers"])
         rows.append({"name": record["name"], "id": record["config"], "manifest": record["manifest"],
                      "created": record.get("created", ""), "size": size, "layers": len(record["layers"])})
-    if format == "json":
-        print(json.dumps(rows, indent=2))
+    if listing.check_format(format) == "json":
+        print(listing.to_json(rows))
         return
-    if format != "table":
-        raise ImageError(f"--format {format!r}: use table or json")
-    print(f"{'NAME':<50} {'ID':<12} {'CREATED':<20} {'SIZE':>10}")
-    for row in rows:
-        print(f"{row['name']:<50} {row['id'][7:19]:<12} {row['created'][:19]:<20} {_human(row['size']):>10}")
+    print(listing.table(["NAME", "ID", "CREATED", "SIZE"],
+                        [[row["name"], row["id"][7:19], row["created"][:19], _human(row["size"])] for row in rows]))
 
 
 def _human(size: int) -> str:
@@ -75,15 +73,14 @@ def _human(size: int) -> str:
     return str(size)
 
 
-def inspect(image_ref: str = typer.Argument(..., metavar="IMAGE")) -> None:
-    """Show a stored image: its record, manifest and config, as JSON."""
-    store = context.store()
+def image_view(store, image_ref: str) -> dict:
+    """A stored image for `rlx inspect` (rootless/rlx/containers.py): its record, manifest and config."""
     record = store.find(image_ref)
-    print(json.dumps({"record": record, "manifest": json.loads(store.read_blob(record["manifest"])),
-                      "config": image.image_config(store, record)}, indent=2))
+    return {"record": record, "manifest": json.loads(store.read_blob(record["manifest"])),
+            "config": image.image_config(store, record)}
 
 
-def rmi(images: list[str] = typer.Argument(None, metavar="IMAGE..."),
+def rmi(images: list[str] = typer.Argument(None, metavar="IMAGE...", autocompletion=complete.images),
         all_: bool = typer.Option(False, "--all", "-a", help="Remove every image."),
         no_prune: bool = typer.Option(False, "--no-prune", help="Keep the layers no image uses any more.")) -> None:
     """Remove image names, then (unless --no-prune) what no image uses any more."""

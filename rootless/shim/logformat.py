@@ -41,8 +41,14 @@ def format_output(stream: str, data: bytes, log_format: str, when: str) -> bytes
 def parse_line(line: bytes, log_format: str) -> tuple[str, bytes]:
     """(stream, output) of one log line: the output as the process wrote it, with its
     newline when the line was full."""
+    return parse_entry(line, log_format)[1:]
+
+
+def parse_entry(line: bytes, log_format: str) -> tuple[str, str, bytes]:
+    """(time, stream, output) of one log line; time as written (RFC 3339, fixed width, so
+    that times compare as strings)."""
     if log_format == "k8s-file":
-        _, stream, tag, text = (line.rstrip(b"\n").split(b" ", 3) + [b""])[:4]
-        return stream.decode(), text + (b"\n" if tag == b"F" else b"")
+        when, stream, tag, text = (line.rstrip(b"\n").split(b" ", 3) + [b"", b"", b""])[:4]
+        return when.decode(), stream.decode(), text + (b"\n" if tag == b"F" else b"")
     entry = json.loads(line.decode("utf-8", "replace"))
-    return entry["stream"], entry["log"].encode()
+    return entry.get("time", ""), entry["stream"], entry["log"].encode()

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from helpers.images import LocalRegistry, have_registry_tools, member, rootfs_layer, tar_layer, write_oci_layout
+from helpers.rlx import Rlx
 from helpers.users import User, chown_tree, clean_env, command_as, subordinate_range
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run rlx as the test user")
@@ -80,43 +81,6 @@ def images_dir(scratch_root: Path, layers) -> Path:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
     os.chmod(folder, 0o755)
     return folder
-
-
-class Rlx:
-    """rlx as the test user, with its own HOME, store and registries.conf."""
-
-    def __init__(self, user: User, binary: str, home: Path):
-        self.user, self.binary, self.home = user, binary, home
-        self.store = home / "store"
-        (home / ".config/containers").mkdir(parents=True, exist_ok=True)
-        self.runtime_dir = home / "run"
-        (self.runtime_dir / "containers").mkdir(parents=True, exist_ok=True)
-        os.chmod(self.runtime_dir, 0o700)
-        chown_tree(home, user)
-        self.env = clean_env(user, {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
-                                    "XDG_RUNTIME_DIR": str(self.runtime_dir)})
-
-    def registries(self, text: str) -> None:
-        path = self.home / ".config/containers/registries.conf"
-        path.write_text(text)
-        chown_tree(path, self.user)
-
-    def auth(self, host: str, user: str, password: str) -> None:
-        import base64
-        path = self.runtime_dir / "containers/auth.json"
-        path.write_text(json.dumps({"auths": {host: {"auth": base64.b64encode(f"{user}:{password}".encode()).decode()}}}))
-        chown_tree(path, self.user)
-
-    def run(self, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
-        argv = command_as(self.user, [self.binary, "--store", str(self.store), *map(str, args)])
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=180, env={**self.env, **(env or {})},
-                                cwd=self.home)
-        if check:
-            assert result.returncode == 0, f"rlx {' '.join(args)}: {result.stderr}"
-        return result
-
-    def layer_dirs(self) -> list[str]:
-        return sorted(os.listdir(self.store / "layers"))
 
 
 @pytest.fixture
@@ -197,7 +161,7 @@ def test_pull_shares_layers_and_bundles_run_under_rootless_and_runc(rlx: Rlx, re
     assert len(rlx.layer_dirs()) == 2, "the shared base layer is unpacked once"
     listed = json.loads(rlx.run("images", "--format", "json").stdout)
     assert sorted(row["name"] for row in listed) == [f"{registry.host}/app:1", f"{registry.host}/base:1"]
-    inspected = json.loads(rlx.run("inspect", "app:1").stdout)
+    inspected = json.loads(rlx.run("inspect", "app:1").stdout)[0]  # podman's array, one entry per name
     assert inspected["config"]["config"]["User"] == "www-data" and len(inspected["manifest"]["layers"]) == 2
 
     bundle = rlx.home / "bundle"
