@@ -28,6 +28,12 @@ def expected(body: str) -> list[str]:
     return [line.strip() for line in (PROLOGUE + body).splitlines() if line.strip()]
 
 
+def verdicts(index: int, block: int, matched: int, default: int) -> str:
+    """A last rule's verdict, then the last block's (the default): four instructions."""
+    return (f"{index}: MovImm32 dst: r0 imm: {matched}\n{index + 1}: Exit\nblock-{block}:\n"
+            f"{index + 2}: MovImm32 dst: r0 imm: {default}\n{index + 3}: Exit")
+
+
 def rule(allow, kind=None, major=None, minor=None, access="rwm") -> dict:
     entry = {"allow": allow, "access": access}
     for key, value in (("type", kind), ("major", major), ("minor", minor)):
@@ -44,31 +50,18 @@ def test_allow_all_accepts_everything() -> None:
     assert listing([rule(True, "a")]) == expected("block-0:\n6: MovImm32 dst: r0 imm: 1\n7: Exit")
 
 
-def test_allow_all_but_one_block_device() -> None:
-    assert listing([rule(True), rule(False, "b", 8, 0)]) == expected("""
-block-0:
-6: JNEImm dst: r2 off: -1 imm: 1 <block-1>
-7: JNEImm dst: r4 off: -1 imm: 8 <block-1>
-8: JNEImm dst: r5 off: -1 imm: 0 <block-1>
-9: MovImm32 dst: r0 imm: 0
-10: Exit
-block-1:
-11: MovImm32 dst: r0 imm: 1
-12: Exit""")
-
-
-def test_an_a_rule_resets_what_came_before() -> None:
+@pytest.mark.parametrize("rules, denied", [
+    ([rule(True), rule(False, "b", 8, 0)], 0),
     # runc's "weird" case: 8:1 is denied before the reset, so only 8:2 stays denied.
-    assert listing([rule(False, "b", 8, 1), rule(True, "a"), rule(False, "b", 8, 2)]) == expected("""
+    ([rule(False, "b", 8, 1), rule(True, "a"), rule(False, "b", 8, 2)], 2),
+], ids=["allow-all-but-one", "a-resets"])
+def test_allow_all_but_one_block_device(rules, denied) -> None:
+    assert listing(rules) == expected(f"""
 block-0:
 6: JNEImm dst: r2 off: -1 imm: 1 <block-1>
 7: JNEImm dst: r4 off: -1 imm: 8 <block-1>
-8: JNEImm dst: r5 off: -1 imm: 2 <block-1>
-9: MovImm32 dst: r0 imm: 0
-10: Exit
-block-1:
-11: MovImm32 dst: r0 imm: 1
-12: Exit""")
+8: JNEImm dst: r5 off: -1 imm: {denied} <block-1>
+""" + verdicts(9, 1, 0, 1))
 
 
 def test_runcs_built_in_allow_list() -> None:
@@ -108,11 +101,7 @@ block-0:
 8: AndImm32 dst: r1 imm: 2
 9: JNEReg dst: r1 off: -1 src: r3 <block-1>
 10: JNEImm dst: r5 off: -1 imm: 3 <block-1>
-11: MovImm32 dst: r0 imm: 1
-12: Exit
-block-1:
-13: MovImm32 dst: r0 imm: 0
-14: Exit""")
+""" + verdicts(11, 1, 1, 0))
 
 
 def test_allows_merge_and_denies_take_access_away() -> None:
