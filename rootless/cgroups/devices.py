@@ -119,7 +119,8 @@ def fold(config_rules, devices=(), defaults: bool = True) -> Rules:
     if not defaults:
         return folded
     # A fifo (p) is no device to the cgroup; u is an unbuffered character device.
-    nodes = [("c" if k == "u" else k, ma, mi, "rwm") for k, ma, mi in devices if k in ("b", "c", "u")]
+    nodes = [("c" if k == "u" else k, ma, mi, "rwm") for k, ma, mi in devices
+             if k in ("b", "c", "u") and all(isinstance(n, int) and 0 <= n <= 0xFFFFFFFF for n in (ma, mi))]
     for kind, major, minor, access in _ALWAYS + nodes:
         folded.apply(True, kind, major, minor, _access(access, "device"))
     return folded
