@@ -34,6 +34,7 @@ class Plan:
         self.relative = self.slice = self.unit = self.address = self.own = None
         self.uid = 0
         self.properties: list = []
+        self.devices = None  # rootless.cgroups.devices.Rules for a root container's device filter
         self.__dict__.update(fields)
 
     def describe(self) -> str:
@@ -56,6 +57,18 @@ def plan(config: dict, container_id: str, manager: str, *, rootless: bool, env,
         return Plan("none", translation, "--cgroup-manager disabled")
     if not host.unified(mount):
         return Plan("none", translation, f"{mount} is not a cgroup v2 hierarchy (cgroup v1 or hybrid host)")
+    found = _plan(config, linux, container_id, manager, rootless, env, translation, mount, proc)
+    if not rootless and found.driver != "none":
+        # As runc as root: every container's cgroup gets a device filter, from the rules and
+        # what runc allows after them (its default nodes and linux.devices).
+        from rootless.cgroups import devices
+        found.devices = devices.fold((linux.get("resources") or {}).get("devices"),
+                                     [(d.get("type"), d.get("major"), d.get("minor"))
+                                      for d in linux.get("devices") or () if isinstance(d, dict)])
+    return found
+
+
+def _plan(config, linux, container_id, manager, rootless, env, translation, mount, proc) -> Plan:
     cgroups_path = linux.get("cgroupsPath") or ""
     if manager == "systemd":
         from rootless.cgroups import sdprops
@@ -129,7 +142,11 @@ class Cgroup:
             from rootless.cgroups import systemd
             self.path = systemd.start(p, self.id, pid, self.proc, self.mount)
             self.started = True  # a scope that failed to start is reset by the next start
-        return fs.apply(self.path, p.translation.writes)
+        not_applied = fs.apply(self.path, p.translation.writes)
+        if p.devices is not None:
+            from rootless.cgroups import devices
+            devices.attach(self.path, p.devices)
+        return not_applied
 
     def _without_cgroup(self, err) -> list[str]:
         """The caller's own cgroup looked delegated but the kernel refused a child of it (a

@@ -18,7 +18,7 @@ def run(ctx, parsed) -> int:
             from rootless import remains
             if os.path.isdir(cdir.path) and not os.path.islink(cdir.path):
                 with cdir:
-                    remains.remove(cdir)
+                    remains.remove(cdir, warn=ctx.warn)
             else:
-                remains.remove(cdir)
+                remains.remove(cdir, warn=ctx.warn)
     return 0

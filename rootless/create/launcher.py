@@ -142,6 +142,9 @@ def _plan_cgroup(ctx, config: dict, container_id: str, rootless: bool):
     limits = {k: v for k, v in (config["linux"].get("resources") or {}).items() if k != "devices" and v}
     manager = ctx.effective_cgroup_manager
     required = ctx.cgroups_required or (config.get("annotations") or {}).get("rootless.cgroups") == "required"
+    if rootless and (config["linux"].get("resources") or {}).get("devices") and any(
+            isinstance(m, dict) and str(m.get("source") or "").startswith("/dev") for m in config.get("mounts") or ()):
+        _check_device_rules(ctx, config, container_id, required)
     if not limits and not required:
         if manager == "disabled":
             return {"driver": "none", "reason": "--cgroup-manager disabled"}
@@ -157,6 +160,30 @@ def _plan_cgroup(ctx, config: dict, container_id: str, rootless: bool):
             ctx.warn(message)
         return {"driver": "none", "reason": plan.reason}
     return cgroups.Cgroup(plan, container_id, required=required)
+
+
+def _check_device_rules(ctx, config: dict, container_id: str, required: bool) -> None:
+    """A rootless container gets no device filter: the kernel loads one only for CAP_SYS_ADMIN
+    in the initial user namespace. What it can open is then what the host's permissions allow
+    on the nodes it is given; the rules (and runc, which allows linux.devices and its default
+    nodes after them) would change that only for the host's nodes bound in from /dev: those
+    the rules deny are named, once, or refused when cgroups are required. rootless/cgroups is
+    loaded only for a config that binds something of /dev (runc's templates deny every device)."""
+    from rootless.cgroups import devices
+    rules = devices.fold(config["linux"]["resources"]["devices"],
+                         [(d.get("type"), d.get("major"), d.get("minor"))
+                          for d in config["linux"].get("devices") or () if isinstance(d, dict)])
+    denied = devices.unenforced(rules, devices.bound_nodes(config.get("mounts")))
+    if not denied:
+        return
+    shown = ", ".join(denied[:8]) + (f" and {len(denied) - 8} more" if len(denied) > 8 else "")
+    why = ("a rootless container cannot have a device filter (the kernel loads a BPF_PROG_TYPE_CGROUP_DEVICE "
+           "program only for CAP_SYS_ADMIN in the initial user namespace)")
+    if required:
+        raise RootlessError(f"cannot create container {container_id}: linux.resources.devices deny {shown}, bound "
+                            f"in by a bind mount, but {why} (rootless.cgroups=required): remove the bind mount")
+    ctx.warn(f"linux.resources.devices not enforced: {why}; the container can open {shown} as far as the "
+             "host's permissions on the node allow")
 
 
 def _join_cgroup(ctx, job: InitJob, pid: int) -> None:

@@ -140,7 +140,7 @@ def execute(ctx, cdir: state.ContainerDir, record: dict, request: ExecRequest) -
     if current == "stopped":
         raise RootlessError(f"cannot exec in a stopped container: {cdir.id}")
     if current == "paused" and not request.ignore_paused:
-        raise RootlessError(f"cannot exec in a paused container {cdir.id} (use --ignore-paused to override)")
+        raise RootlessError("cannot exec in a paused container (use --ignore-paused to override)")  # runc's words
     config = cdir.load_config()
     proc = build_process(config["process"], request)
     terminal = bool(proc.get("terminal"))

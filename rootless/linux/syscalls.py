@@ -5,6 +5,7 @@ and the path it worked on, with errno read right after the call (use_errno=True)
 """
 
 import ctypes
+import errno
 import os
 
 from rootless.errors import SyscallError
@@ -327,3 +328,55 @@ def set_mempolicy(mode: int, nodes: list[int], *, hint: str | None = None) -> No
     result = _libc.syscall(_NR_PROC["set_mempolicy"], ctypes.c_int(mode),
                            words if nodes else None, ctypes.c_ulong(maxnode + 1 if nodes else 0))
     _check(result, "set_mempolicy", None, hint)
+
+
+# bpf(2): only what the device filter of a root container's cgroup needs
+# (rootless.cgroups.devices). union bpf_attr is passed as a zeroed 128-byte buffer (the kernel
+# checks that what it does not know of is zero), its fields at their offsets in the UAPI.
+_NR_BPF = {"x86_64": 321, "aarch64": 280}[os.uname().machine]
+BPF_PROG_LOAD, BPF_PROG_ATTACH = 5, 8
+BPF_PROG_TYPE_CGROUP_DEVICE = 15
+BPF_CGROUP_DEVICE = 6
+BPF_F_ALLOW_MULTI = 2
+
+
+def _bpf(command: int, attr, call: str, shown: str, hint: str | None = None) -> int:
+    return _check(_libc.syscall(_NR_BPF, command, ctypes.byref(attr), ctypes.sizeof(attr)), call, shown, hint)
+
+
+def bpf_prog_load_cgroup_device(code: bytes, license: str, *, shown: str) -> int:
+    """BPF_PROG_LOAD of a BPF_PROG_TYPE_CGROUP_DEVICE program (struct bpf_insn, 8 bytes each);
+    returns its fd. A refusal is tried once more with the verifier's log, to say why (a log
+    too small for the verifier's words fails the load itself: ENOSPC)."""
+    insns = ctypes.create_string_buffer(code, len(code))
+    license_buffer = ctypes.create_string_buffer(license.encode())
+    log = ctypes.create_string_buffer(1 << 16)
+    attr = (ctypes.c_uint8 * 128)()
+    words = (ctypes.c_uint32 * 32).from_buffer(attr)
+    words[0], words[1] = BPF_PROG_TYPE_CGROUP_DEVICE, len(code) // 8
+    ctypes.c_uint64.from_buffer(attr, 8).value = ctypes.addressof(insns)
+    ctypes.c_uint64.from_buffer(attr, 16).value = ctypes.addressof(license_buffer)
+    call = "bpf(BPF_PROG_LOAD, BPF_PROG_TYPE_CGROUP_DEVICE)"
+    try:
+        fd = _bpf(BPF_PROG_LOAD, attr, call, shown)
+    except SyscallError as err:
+        if err.errno == errno.EPERM:
+            raise
+        words[6], words[7] = 1, len(log)  # log_level, log_size
+        ctypes.c_uint64.from_buffer(attr, 32).value = ctypes.addressof(log)
+        retried = _libc.syscall(_NR_BPF, BPF_PROG_LOAD, ctypes.byref(attr), ctypes.sizeof(attr))
+        if retried >= 0:  # (not seen: a load that fails once and passes with a log)
+            os.close(retried)
+            raise
+        said = log.value.decode(errors="replace").strip().splitlines()
+        raise SyscallError(call, err.errno, shown, f"verifier: {said[-1]}" if said else None) from None
+    os.set_inheritable(fd, False)
+    return fd
+
+
+def bpf_prog_attach_cgroup_device(prog_fd: int, cgroup_fd: int, *, shown: str) -> None:
+    """BPF_PROG_ATTACH as BPF_CGROUP_DEVICE with BPF_F_ALLOW_MULTI: beside any program already
+    attached (systemd's), never in place of it."""
+    attr = (ctypes.c_uint32 * 32)()
+    attr[0], attr[1], attr[2], attr[3] = cgroup_fd, prog_fd, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI
+    _bpf(BPF_PROG_ATTACH, attr, "bpf(BPF_PROG_ATTACH, BPF_CGROUP_DEVICE)", shown)

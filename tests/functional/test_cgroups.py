@@ -146,3 +146,45 @@ def test_systemd_driver_without_systemd_degrades_the_same_way(runtime: Runtime) 
     (warning,) = warnings_in(result.stderr)
     assert NAMED in warning and "cgroup v2" in warning
 
+
+
+KMSG_BIND = {"destination": "/dev/kmsg", "type": "bind", "source": "/dev/kmsg", "options": ["rbind", "nosuid"]}
+
+
+@pytest.mark.parametrize("rules, warned", [
+    ([{"allow": False, "access": "rwm"}], True),
+    ([{"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "rw"}], False),
+    ([{"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 1, "access": "r"}], True),
+])
+def test_rootless_names_the_bound_device_nodes_its_rules_deny(rootless_runtime: Runtime, rules, warned) -> None:
+    """No device filter without CAP_SYS_ADMIN in the initial user namespace: a host node bound
+    in (here /dev/kmsg, c 1:11) stays as open as the host's permissions make it, and a rule
+    that denies it is named, once; one the rules allow, or a template's deny-all alone (the
+    default nodes and linux.devices are allowed after the rules, as runc allows them), is not."""
+    bundle = rootless_runtime.bundle(["true"], linux={"resources": {"devices": rules}},
+                                     mounts=_default_mounts(rootless_runtime) + [KMSG_BIND])
+    result = rootless_runtime.run(*manager_flags(), "run", "--bundle", bundle, rootless_runtime.new_id())
+    assert result.returncode == 0, result.stderr
+    if warned:
+        (warning,) = warnings_in(result.stderr)
+        assert warning.startswith("rootless: warning: linux.resources.devices not enforced: a rootless container "
+                                  "cannot have a device filter"), warning
+        assert "/dev/kmsg (c 1:11)" in warning and "BPF_PROG_TYPE_CGROUP_DEVICE" in warning
+    else:
+        assert result.stderr == ""
+
+
+def test_rootless_refuses_unenforceable_device_rules_when_cgroups_are_required(rootless_runtime: Runtime) -> None:
+    bundle = rootless_runtime.bundle(["true"], linux={"resources": {"devices": [{"allow": False, "access": "rwm"}]}},
+                                     mounts=_default_mounts(rootless_runtime) + [KMSG_BIND],
+                                     annotations={"rootless.cgroups": "required"})
+    container_id = rootless_runtime.new_id("req")
+    result = rootless_runtime.run(*manager_flags(), "create", "--bundle", bundle, container_id)
+    assert_one_line_error(result, f"cannot create container {container_id}: linux.resources.devices deny "
+                                  "/dev/kmsg (c 1:11)", "rootless.cgroups=required")
+    assert rootless_runtime.run("list", "-q").stdout.split() == []
+
+
+def _default_mounts(rt: Runtime) -> list[dict]:
+    from helpers.bundle import make_config
+    return make_config([], rootless=rt.rootless)["mounts"]

@@ -104,3 +104,56 @@ def assert_no_leaks(container_id: str, *, state_dir: Path | None = None, bundle:
     directory exists, or if anything is mounted under the bundle."""
     leaks = find_leaks(container_id, state_dir=state_dir, bundle=bundle, pids=pids)
     assert not leaks, f"container {container_id} left behind:\n  " + "\n  ".join(leaks)
+
+
+CGROUP_V2 = Path("/sys/fs/cgroup")
+
+
+def own_cgroup(pid: int, mount: Path = CGROUP_V2) -> Path | None:
+    """The cgroup v2 folder of a running process, if the host mounts cgroup v2 there."""
+    try:
+        for line in (PROC / str(pid) / "cgroup").read_text().splitlines():
+            if line.startswith("0::") and (mount / "cgroup.controllers").exists():
+                return mount / line[3:].lstrip("/")
+    except OSError:
+        pass
+    return None
+
+
+class CgroupCounter:
+    """The cgroup leak counter: a container whose init sits in a cgroup named for it (a scope
+    `PREFIX-ID.scope` or a directory `ID`) is counted as checked; after its delete, that cgroup
+    and any other folder of the cgroup v2 tree naming its id must be gone. Where the host
+    delegates nothing (cgroup v1, hybrid), no container has a cgroup of its own and the counter
+    checks nothing: summary() says so, and a test must not pass on it as if it had looked."""
+
+    def __init__(self, mount: Path = CGROUP_V2):
+        self.mount, self.seen, self.ids = mount, {}, []
+
+    def note(self, container_id: str, pid: int) -> None:
+        """While the container runs: where its init is."""
+        self.ids.append(container_id)
+        path = own_cgroup(pid, self.mount)
+        if path is not None and (path.name == container_id or path.name.endswith(f"-{container_id}.scope")):
+            self.seen[container_id] = path
+
+    def left(self) -> list[str]:
+        """Cgroups left by the containers noted: each one seen, and a walk of the tree for
+        folders naming a noted id (one made and never joined)."""
+        found = {str(p) for p in self.seen.values() if p.exists()}
+        if (self.mount / "cgroup.controllers").exists() and self.ids:
+            for folder, dirs, _files in os.walk(self.mount):
+                for name in dirs:
+                    if any(name == i or name.endswith(f"-{i}.scope") for i in self.ids):
+                        found.add(os.path.join(folder, name))
+        return sorted(found)
+
+    @property
+    def checked(self) -> int:
+        return len(self.seen)
+
+    def summary(self) -> str:
+        if not self.checked:
+            return (f"cgroups: checked nothing (none of {len(self.ids)} containers had a cgroup of its own: "
+                    "this host delegates no cgroup v2 controllers)")
+        return f"cgroups: {self.checked} checked, {len(self.left())} left"

@@ -98,3 +98,49 @@ def test_state_root_entry_is_a_file(rootless_runtime):
         assert_one_line_error(result, verb[0])
     assert rt.run("delete", "-f", container_id).returncode == 0
     assert not os.path.lexists(path)
+
+
+HOOK_SCRIPT = "#!/bin/sh\ncat > \"$1\"\n"
+
+
+@pytest.mark.parametrize("lost", ["state", "state+hooks.json", "state+hooks.json+config", "everything"])
+def test_delete_force_runs_the_poststop_hooks_from_what_survives(rootless_runtime, lost):
+    """state.json garbled: the poststop hooks run from hooks.json, else the saved config.json,
+    else the bundle's config.json (its path read from what is left of state.json); with all
+    of them lost (state.json gone too), one warning says they were not run, and delete -f
+    still removes everything."""
+    rt = rootless_runtime
+    hook = rt.work_dir / "hook.sh"
+    hook.write_text(HOOK_SCRIPT)
+    hook.chmod(0o755)
+    seen = rt.work_dir / "poststop.json"
+    hooks = {"poststop": [{"path": str(hook), "args": ["hook.sh", str(seen)]}]}
+    bundle = rt.bundle(["sleep", "1000"], hooks=hooks)
+    container_id = rt.new_id("hooks")
+    result = rt.run("run", "-d", "--bundle", bundle, container_id)
+    assert result.returncode == 0, result.stderr
+    folder = rt.state_dir(container_id)
+    path = folder / "state.json"
+    record = json.loads(path.read_text())
+    if lost == "everything":
+        path.unlink()
+    else:
+        # The types are wrong (no record), the text still names the bundle.
+        path.write_text(json.dumps({**record, "pid": str(record["pid"]), "namespaces": []}))
+    if "hooks.json" in lost or lost == "everything":
+        (folder / "hooks.json").unlink()
+    if "config" in lost or lost == "everything":
+        (folder / "config.json").unlink()
+    result = rt.run("delete", "-f", container_id)
+    assert result.returncode == 0, result.stderr
+    assert not wait_dead([record["pid"]])
+    assert not os.path.lexists(folder)
+    if lost == "everything":
+        assert not seen.exists()
+        (warning,) = result.stderr.splitlines()
+        assert "poststop hooks, if the container has any, not run" in warning
+        assert "the bundle's path was lost with state.json" in warning
+    else:
+        assert result.stderr == ""
+        told = json.loads(seen.read_text())
+        assert (told["id"], told["status"], told["bundle"]) == (container_id, "stopped", str(bundle))
