@@ -4,7 +4,7 @@ over D-Bus, a pids limit) and without a cgroup of its own (rootless: --cgroup-ma
 disabled; runc: no --systemd-cgroup and no limits, its rootless cgroupfs manager then makes
 nothing it may not), VMTIER_BENCH_ROUNDS times each, interleaved; the medians are printed:
 
-    tests/vm/run -k bench -s        (VMTIER_BENCH_ROUNDS=N for more rounds; default 5)
+    tests/vm/run -k bench -s        (VMTIER_BENCH_ROUNDS=N for more rounds; default 1, to keep the tier short)
 
 Process creation under TCG is 50-90 times slower than on a host: the absolute numbers are the
 VM's, the difference between the two columns is what the driver costs."""
@@ -17,7 +17,7 @@ import pytest
 
 from vmlib import VmRuntime
 
-ROUNDS = int(os.environ.get("VMTIER_BENCH_ROUNDS", "5"))
+ROUNDS = int(os.environ.get("VMTIER_BENCH_ROUNDS", "1"))
 
 
 def _create_seconds(vm_runtime: VmRuntime, systemd: bool) -> float:
