@@ -111,10 +111,17 @@ def set_oom_score_adj(value: int) -> None:
     _write_proc("/proc/self/oom_score_adj", str(value), f"process.oomScoreAdj {value}")
 
 
+# Capabilities newer than python-prctl 1.8.1's names (it knows PERFMON and BPF, numbers 38 and
+# 39, but not 40): podman --privileged lists every one the kernel has.
+_NEWER_CAPS = {"CAP_CHECKPOINT_RESTORE": 40}
+
+
 def capability_numbers(names: list[str], where: str, warn) -> list[int]:
     numbers = []
     for name in names:
         number = getattr(_prctl, name.upper(), None) if name.upper().startswith("CAP_") else None
+        if number is None and _NEWER_CAPS.get(name.upper(), -1) in prctl.ALL_CAPS:
+            number = _NEWER_CAPS[name.upper()]
         if not isinstance(number, int):
             warn(f"process.capabilities.{where}: unknown capability {name}, ignored")
             continue
