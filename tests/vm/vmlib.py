@@ -162,8 +162,8 @@ class VmRuntime:
 
 
 class Podman:
-    """podman as the user with one runtime, its default cgroup manager (systemd) and a storage
-    shared by the tests of a module (the busybox image imported once)."""
+    """podman as the user (or root) with one runtime, its default cgroup manager (systemd) and a
+    storage shared by the tests of a module (the busybox image imported once)."""
 
     IMAGE = "localhost/rootless-vmtier-busybox"
 
@@ -172,8 +172,10 @@ class Podman:
         conf = home / "containers.conf"
         conf.write_text('[engine]\nruntime_supports_json = ["crun", "runc", "kata", "runsc", "rootless"]\n'
                         'events_logger = "file"\n[containers]\nlog_driver = "k8s-file"\n')
-        self.env = clean_env(user, {"CONTAINERS_CONF": str(conf),
-                                    "DBUS_SESSION_BUS_ADDRESS": f"unix:path={user.runtime_dir}/bus"})
+        extra = {"CONTAINERS_CONF": str(conf)}
+        if not user.is_root:
+            extra["DBUS_SESSION_BUS_ADDRESS"] = f"unix:path={user.runtime_dir}/bus"
+        self.env = clean_env(user, extra)
         runroot = Path(user.runtime_dir) / "vmtier-podman"  # podman wants a short runroot
         runroot.mkdir(mode=0o700, exist_ok=True)
         self.base = ["podman", "--root", str(home / "storage"), "--runroot", str(runroot),
