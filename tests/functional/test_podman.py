@@ -471,3 +471,47 @@ def test_play_kube(podman: Podman) -> None:
     finally:
         podman("play", "kube", "--down", str(spec))
     assert name not in podman("pod", "ps", "--format", "{{.Name}}").stdout
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_runtime_by_name_through_the_drop_in(podman: Podman, rootless_bin: str) -> None:
+    """packaging/install-podman-conf puts the snippet in the user's containers.conf.d: podman
+    then knows `--runtime rootless` by name, passes it --log (an error reaches podman's message
+    and exit code) and --cgroup-manager disabled for --cgroups=disabled. runc, which the snippet
+    lists again in runtime_supports_json, keeps working by name as before (and podman keeps
+    refusing it --cgroups=disabled, which runc does not take)."""
+    home = Path(tempfile.mkdtemp(prefix="podman-home-", dir=podman.home))
+    script = REPO / "packaging" / "install-podman-conf"
+    # The clone may be closed to the test user: the script and the snippet run from a copy.
+    copy = home / "packaging"
+    (copy / "containers.conf.d").mkdir(parents=True)
+    shutil.copy(script, copy / "install-podman-conf")
+    shutil.copy(REPO / "packaging" / "containers.conf.d" / "rootless.conf", copy / "containers.conf.d")
+    chown_tree(home, podman.user)
+    env = clean_env(podman.user, {"HOME": str(home)})
+    installed = subprocess.run(command_as(podman.user, [str(copy / "install-podman-conf"), rootless_bin]),
+                               capture_output=True, text=True, env=env, check=True).stdout.strip()
+    assert installed == f"{home}/.config/containers/containers.conf.d/rootless.conf"
+    (Path(installed).parent / "00-tests.conf").write_text('[engine]\nevents_logger = "file"\n'
+                                                          '[containers]\nlog_driver = "k8s-file"\n')
+    chown_tree(home, podman.user)
+    assert podman.base[-2] == "--runtime"
+    base = [*podman.base[:-1], podman.name]
+
+    def by_name(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(command_as(podman.user, [*base, *args]), capture_output=True, text=True,
+                              timeout=120, env=env, cwd=home, stdin=subprocess.DEVNULL)
+
+    info = by_name("info", "--format", "{{.Host.OCIRuntime.Name}} {{.Host.OCIRuntime.Path}}")
+    name, path = info.stdout.split()
+    assert name == podman.name and os.path.realpath(path) == os.path.realpath(podman.runtime_bin), info
+    assert by_name("run", "--rm", "--network", "none", IMAGE, "echo", "by-name").stdout == "by-name\n"
+    nocgroup = by_name("run", "--rm", "--network", "none", "--cgroups", "disabled", IMAGE, "echo", "no-cgroup")
+    if podman.name == "rootless":
+        assert nocgroup.stdout == "no-cgroup\n", nocgroup.stderr
+    else:
+        assert nocgroup.returncode == 125 and "cgroups" in nocgroup.stderr, nocgroup.stderr
+    missing = by_name("run", "--rm", "--network", "none", IMAGE, "/no/such/program")
+    assert missing.returncode == 127 and 'exec: "/no/such/program"' in missing.stderr, missing.stderr
