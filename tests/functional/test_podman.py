@@ -512,6 +512,6 @@ def test_runtime_by_name_through_the_drop_in(podman: Podman, rootless_bin: str) 
     if podman.name == "rootless":
         assert nocgroup.stdout == "no-cgroup\n", nocgroup.stderr
     else:
-        assert nocgroup.returncode == 125 and "cgroups" in nocgroup.stderr, nocgroup.stderr
+        assert nocgroup.returncode == 125 and "not compatible with NoCgroups" in nocgroup.stderr, nocgroup.stderr
     missing = by_name("run", "--rm", "--network", "none", IMAGE, "/no/such/program")
     assert missing.returncode == 127 and 'exec: "/no/such/program"' in missing.stderr, missing.stderr
