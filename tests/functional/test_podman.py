@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers.runtime import wait_until
 from helpers.users import User, chown_tree, clean_env, command_as
 
 pytestmark = pytest.mark.skipif(shutil.which("podman") is None or shutil.which("conmon") is None
@@ -174,12 +175,7 @@ def inspect(podman: Podman, name: str, template: str) -> str:
 
 
 def wait_for(predicate, timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
+    return wait_until(predicate, timeout, interval=0.2)
 
 
 def volume_dir(podman: Podman, name: str) -> Path:

@@ -9,14 +9,13 @@ import json
 import os
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from helpers.bundle import make_config
-from helpers.runtime import Runtime
+from helpers.runtime import Runtime, wait_until  # noqa: F401 (the tier's tests import it from here)
 from helpers.users import User, clean_env
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -63,15 +62,6 @@ def keyed(path: Path) -> dict[str, int]:
 
 def systemctl_user(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["systemctl", "--user", *args], capture_output=True, text=True, timeout=TIMEOUT)
-
-
-def wait_until(predicate, timeout: float = 60, interval: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
-    return True
 
 
 def counter(out: Path) -> int:
