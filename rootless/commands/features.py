@@ -4,10 +4,8 @@ implemented is reported as absent, never as enabled."""
 import json
 import os
 
-import prctl
-
 from rootless import OCI_VERSION, __version__
-from rootless.process import hooks, attrs, seccomp
+from rootless.process import become, hooks, attrs, seccomp
 from rootless.oci import mounts, namespaces
 
 
@@ -22,8 +20,7 @@ def features() -> dict:
         "mountOptions": options,
         "linux": {
             "namespaces": sorted(namespaces.FLAGS),
-            "capabilities": sorted("CAP_" + name.upper() for name in prctl.ALL_CAP_NAMES
-                                   if not name.startswith("unknown")),
+            "capabilities": become.capability_names(),
             "cgroup": _cgroup(),
             "seccomp": {"enabled": True, "actions": sorted(seccomp.ACTIONS), "operators": sorted(seccomp.OPERATORS),
                         "archs": sorted(archs), "knownFlags": sorted(seccomp.FLAGS), "supportedFlags": sorted(flags)},

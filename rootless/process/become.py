@@ -116,10 +116,19 @@ def set_oom_score_adj(value: int) -> None:
 _NEWER_CAPS = {"CAP_CHECKPOINT_RESTORE": 40}
 
 
+def capability_names() -> list[str]:
+    """Every capability this build can set (CAP_LAST_CAP, which python-prctl lists, is none)."""
+    names = {"CAP_" + name.upper() for name in prctl.ALL_CAP_NAMES if not name.startswith("unknown")}
+    names.discard("CAP_LAST_CAP")
+    return sorted(names | {name for name, number in _NEWER_CAPS.items() if number in prctl.ALL_CAPS})
+
+
 def capability_numbers(names: list[str], where: str, warn) -> list[int]:
     numbers = []
     for name in names:
         number = getattr(_prctl, name.upper(), None) if name.upper().startswith("CAP_") else None
+        if name.upper() == "CAP_LAST_CAP":
+            number = None
         if number is None and _NEWER_CAPS.get(name.upper(), -1) in prctl.ALL_CAPS:
             number = _NEWER_CAPS[name.upper()]
         if not isinstance(number, int):

@@ -21,8 +21,6 @@ OWNER = ("`state` prints owner \"\" in runc (it fills the owner only for `list`)
          "validation/messages")
 STDIO_PIPES = ("without a terminal, a foreground `run` and `exec` in runc give the process pipes (stdin too) "
                "and copy them; rootless hands the caller's own fds to the process", "process")
-CAP_40 = ("CAP_CHECKPOINT_RESTORE (40) is unknown to rootless: dropped with a warning on stderr; runc sets it",
-          "process")
 
 KNOWN: dict[str, tuple[str, str]] = {
     "default": ("the whole report: HOME, stdio pipes, /sys/fs/cgroup and the mount order (each below)",
@@ -38,8 +36,6 @@ KNOWN: dict[str, tuple[str, str]] = {
     "env-no-path": ("no PATH in process.env: runc cannot resolve a relative args[0] (exit 1, 'executable file not "
                     "found in $PATH'); rootless searches a default PATH", "process"),
     "env-no-path-relative-args": ("as env-no-path", "process"),
-    "caps-all": CAP_40,
-    "caps-bounding-only": CAP_40,
     "annotations": OWNER,
     "state-created": OWNER,
     "state-running": OWNER,
@@ -67,8 +63,6 @@ KNOWN: dict[str, tuple[str, str]] = {
                       "namespace kept (runc --rootless drops it)", "process"),
     "features-top-level-keys": ("`features` lacks potentiallyUnsafeConfigAnnotations (runc 1.2)",
                                 "validation/messages"),
-    "features-capabilities": ("`features` lists CAP_LAST_CAP, which is no capability, and lacks "
-                              "CAP_CHECKPOINT_RESTORE", "process"),
     "features-mount-options": ("`features` lacks acl, noacl, iversion, noiversion, ratime, rnorelatime, "
                                "rnostrictatime and symfollow, which runc lists", "validation/messages"),
     "hook-state-on-stdin": ("the state a poststart hook reads: runc 1.1.5 says status 'created', rootless "
