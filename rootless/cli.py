@@ -172,7 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         verb, verb_argv = ALIASES.get(rest[0], rest[0]), rest[1:]
         command = COMMANDS.get(verb)
         if command is None:
-            raise UsageError(f"unknown command {rest[0]!r}; see rootless --help")
+            # runc's (urfave/cli's) words and status: scripts tell a runtime without the verb by them.
+            err = UsageError(f"No help topic for '{rest[0]}': see rootless --help")
+            err.exit_code = 3
+            raise err
         if values["help"]:
             print(a.help_text(command))
             return 0

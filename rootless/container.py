@@ -17,7 +17,7 @@ def signal_number(text: str) -> int:
         raise RootlessError(f"invalid signal {text!r}: use a number or a name such as TERM, KILL, HUP")
     if text.isdigit():
         number = int(text)
-        if 0 < number < signal.NSIG:
+        if 0 <= number < signal.NSIG:  # 0: kill(2)'s liveness check, which runc passes on
             return number
         raise RootlessError(f"invalid signal {text}")
     name = text.upper()

@@ -238,8 +238,9 @@ def write_pid_file(path: str, pid: int) -> None:
         raise RootlessError(f"write the pid file {path}: {err.strerror}") from None
 
 
-def oci_state(cdir: ContainerDir, state: dict) -> dict:
-    """The state JSON `rootless state` prints: OCI's fields plus runc's rootfs, created, owner."""
+def oci_state(cdir: ContainerDir, state: dict, with_owner: bool = False) -> dict:
+    """The state JSON `rootless state` prints: OCI's fields plus runc's rootfs, created, owner.
+    runc fills the owner only for `list` (with_owner); its `state` prints "owner": ""."""
     current = status(cdir, state)
     result = {
         "ociVersion": state["ociVersion"],
@@ -249,7 +250,7 @@ def oci_state(cdir: ContainerDir, state: dict) -> dict:
         "bundle": state["bundle"],
         "rootfs": state["rootfs"],
         "created": state["created"],
-        "owner": state.get("owner", ""),
+        "owner": state.get("owner", "") if with_owner else "",
     }
     if state.get("annotations"):
         result["annotations"] = state["annotations"]

@@ -5,7 +5,7 @@ import json
 import os
 
 from rootless import OCI_VERSION, __version__
-from rootless.process import become, hooks, attrs, seccomp
+from rootless.process import hooks, attrs, become, seccomp
 from rootless.oci import mounts, namespaces
 
 
@@ -20,7 +20,7 @@ def features() -> dict:
         "mountOptions": options,
         "linux": {
             "namespaces": sorted(namespaces.FLAGS),
-            "capabilities": become.capability_names(),
+            "capabilities": sorted(become.CAPABILITIES),
             "cgroup": _cgroup(),
             "seccomp": {"enabled": True, "actions": sorted(seccomp.ACTIONS), "operators": sorted(seccomp.OPERATORS),
                         "archs": sorted(archs), "knownFlags": sorted(seccomp.FLAGS), "supportedFlags": sorted(flags)},
@@ -33,6 +33,10 @@ def features() -> dict:
             "netDevices": {"enabled": False},
         },
         "annotations": {"io.github.rootless.version": __version__},
+        # Annotations that change what the runtime does to the host (a value ending in "." is a
+        # prefix): systemd properties of the container's unit, and the network helper's.
+        "potentiallyUnsafeConfigAnnotations": ["org.systemd.property.", "rootless.dns", "rootless.network",
+                                               "rootless.ports"],
     }
 
 

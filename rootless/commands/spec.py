@@ -1,8 +1,9 @@
 import json
 import os
 
+from rootless.cgroups import host
 from rootless.errors import RootlessError
-from rootless.oci.specgen import default_spec
+from rootless.oci.specgen import runc_template
 
 
 def run(ctx, parsed) -> int:
@@ -16,5 +17,5 @@ def run(ctx, parsed) -> int:
         raise RootlessError(f"create {path}: {err.strerror}") from None
     with os.fdopen(fd, "w") as f:
         # As runc writes it: tabs, and no newline at the end.
-        json.dump(default_spec(parsed.options["rootless"]), f, indent="\t")
+        json.dump(runc_template(parsed.options["rootless"], host.unified()), f, indent="\t")
     return 0

@@ -38,9 +38,9 @@ class ExecJob:
         self.__dict__.update(fields)
 
 
-def _number(text: str, what: str) -> int:
+def _number(text: str, what: str, error: type[RootlessError] = UsageError) -> int:
     if not text.isdigit():
-        raise UsageError(f"invalid {what} {text!r}: expected a number")
+        raise error(f"invalid {what} {text!r}: expected a number")
     return int(text)
 
 
@@ -66,8 +66,10 @@ def build_process(container_process: dict, request: ExecRequest) -> dict:
     if request.process_file:
         proc = _read_process_file(request.process_file)
     else:
+        # Not a usage error (exit 1) but a failed exec (255), as runc's "process args cannot be
+        # empty" and its uid parsing are: runc finds the container first.
         if not request.args:
-            raise UsageError("exec needs a command after the container ID, or --process FILE")
+            raise RootlessError("exec needs a command after the container ID, or --process FILE")
         proc = json.loads(json.dumps(container_process))  # a deep copy
         proc["args"] = list(request.args)
         proc["terminal"] = False
@@ -78,9 +80,9 @@ def build_process(container_process: dict, request: ExecRequest) -> dict:
         user = proc.setdefault("user", {"uid": 0, "gid": 0})
         if request.user:
             uid, _, gid = request.user.partition(":")
-            user["uid"] = _number(uid, "user")
+            user["uid"] = _number(uid, "user", RootlessError)
             if gid:
-                user["gid"] = _number(gid, "group")
+                user["gid"] = _number(gid, "group", RootlessError)
         if request.additional_gids:
             user["additionalGids"] = [_number(g, "additional gid") for g in request.additional_gids]
         if request.caps:
@@ -179,6 +181,12 @@ def execute(ctx, cdir: state.ContainerDir, record: dict, request: ExecRequest) -
             else:
                 local_console, remote = socket_module.socketpair()
                 console_fd = remote.detach()
+                # The process runs as soon as its pty is made: the caller's size must be there
+                # first (runc's exec shows the caller's size from the start).
+                from rootless.terminal import console
+                size = console.window_size(0)
+                if size:
+                    proc["consoleSize"] = size
         # The process becomes our child when the stage exits, so a failure can still reap it.
         supervise.adopt_orphans()
         job = ExecJob(init_pid=init_pid, namespace_fds=namespace_fds, root_fd=root_fd, process=proc, linux=linux,

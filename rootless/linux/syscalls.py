@@ -43,11 +43,13 @@ MS_BIND = 0x1000
 MS_MOVE = 0x2000
 MS_REC = 0x4000
 MS_SILENT = 0x8000
+MS_POSIXACL = 1 << 16
 MS_UNBINDABLE = 1 << 17
 MS_PRIVATE = 1 << 18
 MS_SLAVE = 1 << 19
 MS_SHARED = 1 << 20
 MS_RELATIME = 1 << 21
+MS_I_VERSION = 1 << 23
 MS_STRICTATIME = 1 << 24
 MS_LAZYTIME = 1 << 25
 MNT_DETACH = 2
@@ -59,6 +61,8 @@ PR_SET_NAME = 15
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_CHILD_SUBREAPER = 36
 PR_CAP_AMBIENT = 47
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
 PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
@@ -201,6 +205,16 @@ def set_keepcaps(on: bool) -> None:
 
 def set_dumpable(on: bool) -> None:
     prctl(PR_SET_DUMPABLE, int(on), what="prctl(PR_SET_DUMPABLE)")
+
+
+def capbset_knows(cap: int) -> bool:
+    """Whether the kernel knows capability `cap` (PR_CAPBSET_READ fails with EINVAL past
+    /proc/sys/kernel/cap_last_cap): no file to read, so it works after pivot_root."""
+    return _libc.prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0
+
+
+def capbset_drop(cap: int) -> None:
+    prctl(PR_CAPBSET_DROP, cap, what=f"prctl(PR_CAPBSET_DROP, {cap})")
 
 
 def ambient_clear() -> None:

@@ -18,6 +18,9 @@ FLAG_OPTIONS = {
     "rbind": (sc.MS_BIND | sc.MS_REC, 0), "relatime": (sc.MS_RELATIME, 0), "remount": (sc.MS_REMOUNT, 0),
     "ro": (sc.MS_RDONLY, 0), "rw": (0, sc.MS_RDONLY), "silent": (sc.MS_SILENT, 0),
     "strictatime": (sc.MS_STRICTATIME, 0), "suid": (0, sc.MS_NOSUID), "sync": (sc.MS_SYNCHRONOUS, 0),
+    # runc's other flags (specconv's mountFlags)
+    "acl": (sc.MS_POSIXACL, 0), "noacl": (0, sc.MS_POSIXACL), "iversion": (sc.MS_I_VERSION, 0),
+    "noiversion": (0, sc.MS_I_VERSION), "symfollow": (0, sc.MS_NOSYMFOLLOW),
 }
 PROPAGATION = {
     "private": sc.MS_PRIVATE, "rprivate": sc.MS_PRIVATE | sc.MS_REC,
@@ -37,8 +40,10 @@ RECURSIVE_OPTIONS = {
     "rrelatime": (sc.MOUNT_ATTR_RELATIME, sc.MOUNT_ATTR__ATIME),
     "rnoatime": (sc.MOUNT_ATTR_NOATIME, sc.MOUNT_ATTR__ATIME),
     "rstrictatime": (sc.MOUNT_ATTR_STRICTATIME, sc.MOUNT_ATTR__ATIME),
+    # Undoing noatime or strictatime leaves the kernel's default, relatime (MOUNT_ATTR_RELATIME is 0).
+    "ratime": (0, sc.MOUNT_ATTR__ATIME), "rnorelatime": (0, sc.MOUNT_ATTR__ATIME),
+    "rnostrictatime": (0, sc.MOUNT_ATTR__ATIME),
 }
-_IGNORED = {"iversion", "noiversion"}
 # Flags a bind remount may change; the rest of `flags` only matter on the first mount.
 _REMOUNT_MASK = (sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_NOATIME | sc.MS_NODIRATIME
                  | sc.MS_RELATIME | sc.MS_STRICTATIME | sc.MS_NOSYMFOLLOW)
@@ -47,9 +52,9 @@ _HOST_FALLBACK = {"proc": "/proc", "sysfs": "/sys", "mqueue": "/dev/mqueue", "cg
                   "cgroup2": "/sys/fs/cgroup"}
 
 DEFAULT_DEVICES = (
-    # path, type, major, minor: the nodes every container gets (runc's list).
-    ("/dev/null", "c", 1, 3), ("/dev/zero", "c", 1, 5), ("/dev/full", "c", 1, 7),
-    ("/dev/random", "c", 1, 8), ("/dev/urandom", "c", 1, 9), ("/dev/tty", "c", 5, 0),
+    # path, type, major, minor: the nodes every container gets (runc's list, in its order).
+    ("/dev/null", "c", 1, 3), ("/dev/random", "c", 1, 8), ("/dev/full", "c", 1, 7),
+    ("/dev/tty", "c", 5, 0), ("/dev/zero", "c", 1, 5), ("/dev/urandom", "c", 1, 9),
 )
 DEV_SYMLINKS = (
     ("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"), ("/proc/self/fd/1", "/dev/stdout"),
@@ -125,8 +130,6 @@ def parse_options(options: list[str], destination: str) -> tuple[int, list[int],
             flags = (flags | set_flags) & ~clear_flags
         elif option in PROPAGATION:
             propagation.append(PROPAGATION[option])
-        elif option in _IGNORED:
-            continue
         elif option in ("tmpcopyup", "idmap", "ridmap"):
             raise ConfigError(f"config.json: mount {destination}: option {option!r} is not a mount(2) option "
                               "(plan_mount handles it)")

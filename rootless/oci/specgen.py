@@ -1,4 +1,5 @@
-"""The config.json template `rootless spec` writes: runc's, with a busybox-friendly command.
+"""The config.json templates: `default_spec`, the base of image bundles (rootless.images), and
+`runc_template`, what `rootless spec` writes: current runc's template, key order included.
 
 The rootless variant maps container root to the caller, one ID, as `runc spec --rootless`
 does (clients append their subordinate ranges to that list). Where runc 1.1.5 and current runc
@@ -61,3 +62,18 @@ def default_spec(rootless: bool, args: list[str] | None = None, terminal: bool =
         ],
         "linux": linux,
     }
+
+
+def runc_template(rootless: bool, cgroup_v2: bool) -> dict:
+    """runc's template (libcontainer/specconv: Example, then ToRootless for --rootless): hostname
+    runc, a cgroup namespace on a cgroup v2 host only, a deny-all device rule for root; the
+    rootless variant shares the host's network and has no resources."""
+    spec = default_spec(rootless)
+    spec["hostname"] = "runc"
+    linux = spec["linux"]
+    linux["namespaces"] = [ns for ns in linux["namespaces"]
+                           if not (ns["type"] == "cgroup" and not cgroup_v2)
+                           and not (ns["type"] == "network" and rootless)]
+    if not rootless:
+        spec["linux"] = {"resources": {"devices": [{"allow": False, "access": "rwm"}]}, **linux}
+    return spec

@@ -10,7 +10,6 @@ import _signal as signal  # the C module: `signal` imports enum (about 3 ms)
 import stat
 
 import _prctl
-import prctl
 
 from rootless.process import attrs
 from rootless.linux import procfs
@@ -58,7 +57,10 @@ def find_executable(name: str, env: dict, cwd: str = "/") -> str:
         if stat.S_ISDIR(mode):
             raise RootlessError(f'exec: "{name}": is a directory')
         return path
-    for directory in env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(":"):
+    # No PATH (or an empty one) searches nowhere, as Go's exec.LookPath in runc's init does:
+    # a bare name then fails in runc's words.
+    search = env.get("PATH") or ""
+    for directory in search.split(":") if search else ():
         candidate = os.path.join(directory or ".", name)
         try:
             mode = os.stat(candidate).st_mode
@@ -111,27 +113,38 @@ def set_oom_score_adj(value: int) -> None:
     _write_proc("/proc/self/oom_score_adj", str(value), f"process.oomScoreAdj {value}")
 
 
-# Capabilities newer than python-prctl 1.8.1's names (it knows PERFMON and BPF, numbers 38 and
-# 39, but not 40): podman --privileged lists every one the kernel has.
-_NEWER_CAPS = {"CAP_CHECKPOINT_RESTORE": 40}
+# linux/capability.h by number, as runc's capability library names them. python-prctl's names
+# stop at 39 and include flags (CAP_EFFECTIVE is 0), so they are not used.
+CAPABILITIES = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
+    "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE")
+_CAP_NUMBERS = {name: number for number, name in enumerate(CAPABILITIES)}
 
 
-def capability_names() -> list[str]:
-    """Every capability this build can set (CAP_LAST_CAP, which python-prctl lists, is none)."""
-    names = {"CAP_" + name.upper() for name in prctl.ALL_CAP_NAMES if not name.startswith("unknown")}
-    names.discard("CAP_LAST_CAP")
-    return sorted(names | {name for name, number in _NEWER_CAPS.items() if number in prctl.ALL_CAPS})
+def kernel_last_cap() -> int:
+    """/proc/sys/kernel/cap_last_cap, probed: the bounding set must shed every capability the
+    kernel has, named or not."""
+    last = len(CAPABILITIES) - 1
+    while last > 0 and not sc.capbset_knows(last):
+        last -= 1
+    while sc.capbset_knows(last + 1):
+        last += 1
+    return last
 
 
-def capability_numbers(names: list[str], where: str, warn) -> list[int]:
+def capability_numbers(names: list[str], where: str, warn, last: int | None = None) -> list[int]:
+    """Numbers of the names the kernel knows; the others are ignored with a warning (current
+    runc's rule for a capability the kernel lacks)."""
+    last = kernel_last_cap() if last is None else last
     numbers = []
     for name in names:
-        number = getattr(_prctl, name.upper(), None) if name.upper().startswith("CAP_") else None
-        if name.upper() == "CAP_LAST_CAP":
-            number = None
-        if number is None and _NEWER_CAPS.get(name.upper(), -1) in prctl.ALL_CAPS:
-            number = _NEWER_CAPS[name.upper()]
-        if not isinstance(number, int):
+        number = _CAP_NUMBERS.get(name.upper())
+        if number is None or number > last:
             warn(f"process.capabilities.{where}: unknown capability {name}, ignored")
             continue
         numbers.append(number)
@@ -139,14 +152,19 @@ def capability_numbers(names: list[str], where: str, warn) -> list[int]:
 
 
 def drop_bounding_set(caps: dict, warn) -> None:
-    keep = capability_numbers(caps.get("bounding", []), "bounding", warn)
-    prctl.capbset.limit(*keep)
+    last = kernel_last_cap()
+    keep = set(capability_numbers(caps.get("bounding", []), "bounding", warn, last))
+    for number in range(last + 1):
+        if number not in keep:
+            sc.capbset_drop(number)
 
 
 def set_capabilities(caps: dict, warn, note) -> None:
     """Permitted, effective and inheritable in one capset, then the ambient set."""
-    every = set(prctl.ALL_CAPS)
-    sets = [set(capability_numbers(caps.get(field, []), field, warn)) for field in ("effective", "permitted", "inheritable")]
+    last = kernel_last_cap()
+    every = set(range(last + 1))
+    sets = [set(capability_numbers(caps.get(field, []), field, warn, last))
+            for field in ("effective", "permitted", "inheritable")]
     _prctl.set_caps(*[sorted(s) for s in sets], *[sorted(every - s) for s in sets])
     sc.ambient_clear()
     for name in caps.get("ambient", []):

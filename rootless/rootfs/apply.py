@@ -435,14 +435,14 @@ def pivot(rootfs: str, no_pivot: bool) -> None:
 
 
 def finish(config: dict, plan: list) -> None:
-    """After pivot_root: /dev read-only if asked, masked and read-only paths, the read-only
+    """After pivot_root: /dev read-only if asked, read-only and masked paths, the read-only
     root, rootfs propagation."""
     linux = config.get("linux", {})
     for op in plan:
         if (op.kind == "mount" and op.writable_first and op.flags & sc.MS_RDONLY
                 and os.path.normpath(op.destination) == "/dev"):
             remount_bind("/dev", op.remount_flags, "/dev")
-    mask(linux.get("maskedPaths", []))
+    # runc's order: read-only paths, then masked ones (a mask inside a read-only path lands on top).
     for path in dict.fromkeys(linux.get("readonlyPaths", [])):
         try:
             sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC, None)
@@ -451,6 +451,7 @@ def finish(config: dict, plan: list) -> None:
                 continue
             raise
         remount_bind(path, sc.MS_RDONLY, path)
+    mask(linux.get("maskedPaths", []))
     if config.get("root", {}).get("readonly"):
         remount_bind("/", sc.MS_RDONLY, "/")
     propagation = linux.get("rootfsPropagation")

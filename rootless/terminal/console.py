@@ -39,6 +39,15 @@ def set_raw(fd: int) -> None:
     termios.tcsetattr(fd, termios.TCSANOW, attrs)
 
 
+def window_size(fd: int) -> dict | None:
+    """The terminal's size as process.consoleSize says it, or None when fd is no terminal."""
+    try:
+        rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, bytes(8)))
+    except OSError:
+        return None
+    return {"height": rows, "width": cols}
+
+
 def copy_window_size(source_fd: int, target_fd: int) -> None:
     try:
         size = fcntl.ioctl(source_fd, termios.TIOCGWINSZ, struct.pack("HHHH", 0, 0, 0, 0))

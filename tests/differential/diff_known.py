@@ -11,66 +11,14 @@ check(rootless_seen, runc_seen); docs/differences-from-runc.md ("Found by the di
 harness") says why.
 """
 
+import os
 from collections.abc import Callable
 
 import pytest
 
-EXEC_255 = ("exec that fails before the command runs exits 255 in runc (since 1.1.0), 1 in rootless",
-            "validation/messages")
-OWNER = ("`state` prints owner \"\" in runc (it fills the owner only for `list`); rootless prints the user name",
-         "validation/messages")
-STDIO_PIPES = ("without a terminal, a foreground `run` and `exec` in runc give the process pipes (stdin too) "
-               "and copy them; rootless hands the caller's own fds to the process", "process")
+from helpers.differential import compare
 
-KNOWN: dict[str, tuple[str, str]] = {
-    "default": ("the whole report: HOME, stdio pipes, /sys/fs/cgroup and the mount order (each below)",
-                "process, filesystem"),
-    "default-mounts": ("/sys/fs/cgroup on a hybrid host: runc mounts a new read-write tmpfs (uid=caller) under "
-                       "read-only cgroup binds and leaves out the cgroup2 'unified' hierarchy; rootless binds the "
-                       "host's tmpfs read-only and includes 'unified'", "filesystem"),
-    "default-mount_order": ("the order of mounts: runc binds devices as null, random, full, tty, zero, urandom and "
-                            "applies readonlyPaths before maskedPaths; rootless binds null, zero, full, random, "
-                            "urandom, tty and masks first (and the /sys/fs/cgroup difference above)", "filesystem"),
-    "default-fds": STDIO_PIPES,
-    "exec-probe-fds": STDIO_PIPES,
-    "env-no-path": ("no PATH in process.env: runc cannot resolve a relative args[0] (exit 1, 'executable file not "
-                    "found in $PATH'); rootless searches a default PATH", "process"),
-    "env-no-path-relative-args": ("as env-no-path", "process"),
-    "annotations": OWNER,
-    "state-created": OWNER,
-    "state-running": OWNER,
-    "state-stopped": OWNER,
-    "ns-without-pid": ("no PID namespace: runc fails to mount a new procfs (the host's PID namespace is not the "
-                       "user's); rootless starts the container", "filesystem"),
-    "execCPUAffinity-final": ("process.execCPUAffinity is accepted but not applied (runc 1.2 sets the final CPU "
-                              "set)", "process"),
-    "list-empty-json": ("`list -f json` with no container: runc prints null, rootless []", "validation/messages"),
-    "list-empty-table": ("`list` table padding: runc's tabwriter pads columns to 12 characters, rootless to the "
-                         "widest cell plus 3", "validation/messages"),
-    "kill-signal-zero": ("`kill ID 0`: runc sends signal 0 (exit 0: the container is alive); rootless refuses "
-                         "'invalid signal 0'", "validation/messages"),
-    "global-unknown-verb": ("an unknown command exits 3 in runc ('No help topic'), 1 in rootless",
-                            "validation/messages"),
-    "exec-user-name": EXEC_255,
-    "exec-no-args": EXEC_255,
-    "exec-tty-stty": ("exec -t: rootless's pty keeps ONLCR (runc clears it) and has no window size (runc sets "
-                      "the caller's 24x80)", "process"),
-    "spec": ("`spec` against current runc's template: hostname 'rootless' (runc's 'runc'), a cgroup namespace "
-             "(current runc adds it on cgroup v2 hosts only), no /sys/devices/virtual/tpm masked, no deny-all "
-             "device rule", "process"),
-    "spec-bundle": ("as spec", "process"),
-    "spec-rootless": ("as spec, and no uidMappings/gidMappings for the caller (size 1), and the network "
-                      "namespace kept (runc --rootless drops it)", "process"),
-    "features-top-level-keys": ("`features` lacks potentiallyUnsafeConfigAnnotations (runc 1.2)",
-                                "validation/messages"),
-    "features-mount-options": ("`features` lacks acl, noacl, iversion, noiversion, ratime, rnorelatime, "
-                               "rnostrictatime and symfollow, which runc lists", "validation/messages"),
-    "hook-state-on-stdin": ("the state a poststart hook reads: runc 1.1.5 says status 'created', rootless "
-                            "'running'", "process"),
-    "root-default-mounts": ("as default-mounts (as root)", "filesystem"),
-    "root-default-mount_order": ("as default-mount_order (as root)", "filesystem"),
-    "root-default-fds": STDIO_PIPES,
-}
+KNOWN: dict[str, tuple[str, str]] = {}
 
 
 def one_line_error(rootless: dict, runc: dict) -> None:
@@ -115,7 +63,59 @@ def stdout_is(expected: str, crlf_too: bool = False) -> Callable[[dict, dict], N
     return check
 
 
+def _stdio_and_cgroupfs_aside(seen: dict) -> dict:
+    """The report without the two parts the checks below look at on their own: fds 0-2, and
+    the mounts at and below /sys/fs/cgroup."""
+    out = dict(seen)
+    if "fds" in out:
+        out["fds"] = "\n".join(line for line in out["fds"].splitlines() if line.split(" ", 1)[0] not in ("0", "1", "2"))
+    for key in ("mounts", "mount_order"):
+        if key in out:
+            out[key] = "\n".join(line for line in out[key].splitlines() if not line.startswith("/sys/fs/cgroup"))
+    return out
+
+
+def stdio_and_cgroupfs_our_own(rootless: dict, runc: dict) -> None:
+    """runc's report in every other respect (the order of mounts included), and rootless's own
+    stdio and /sys/fs/cgroup: the process has the caller's files as fds 0-2 (the harness's
+    /dev/null and captured output files), not pipes; on a hybrid host /sys/fs/cgroup is the
+    host's tmpfs, read-only as the config's "ro" asks, with its cgroup2 'unified' tree."""
+    if "fds" in rootless:
+        assert rootless["fds"].splitlines()[:3] == ["0 /dev/null", "1 <host-file>", "2 <host-file>"], rootless
+        assert runc["fds"].splitlines()[:3] == ["0 pipe:[N]", "1 pipe:[N]", "2 pipe:[N]"], runc
+    hybrid = os.path.isdir("/sys/fs/cgroup/unified") and not os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    for key in ("mounts", "mount_order") if hybrid else ():
+        if key in rootless:
+            lines = rootless[key].splitlines()
+            assert any(line.startswith("/sys/fs/cgroup ro,") and " tmpfs " in line for line in lines), lines
+            assert any(line.startswith("/sys/fs/cgroup/unified ro,") for line in lines), lines
+    differences = compare(_stdio_and_cgroupfs_aside(runc), _stdio_and_cgroupfs_aside(rootless))
+    assert not differences, "\n".join(differences)
+
+
+def starts_without_pid_namespace(rootless: dict, runc: dict) -> None:
+    """No PID namespace: the container runs in the caller's (its shell is not PID 1), with the
+    host's procfs bound as runc binds /sys; runc cannot mount a procfs for a PID namespace its
+    user namespace does not own."""
+    assert rootless["exit"] == 0 and rootless["stdout"] == "not-pid1\n", rootless
+    assert runc["exit"] == 1, runc
+
+
 DELIBERATE: dict[str, tuple[str, Callable[[dict, dict], None]]] = {
+    "default": ("the whole report: stdio and /sys/fs/cgroup as below", stdio_and_cgroupfs_our_own),
+    "default-fds": ("without a terminal, a foreground `run` or `exec` hands the caller's own fds to the process, as "
+                    "runc does for create, run -d and exec -d (what podman, conmon and containerd use); runc's "
+                    "foreground run and exec give it pipes and copy them", stdio_and_cgroupfs_our_own),
+    "exec-probe-fds": ("as default-fds", stdio_and_cgroupfs_our_own),
+    "root-default-fds": ("as default-fds", stdio_and_cgroupfs_our_own),
+    "default-mounts": ("/sys/fs/cgroup on a hybrid host: the host's tmpfs read-only (the config says ro) with its "
+                       "cgroup2 'unified' tree; runc mounts a new writable tmpfs owned by the caller and leaves "
+                       "'unified' out", stdio_and_cgroupfs_our_own),
+    "default-mount_order": ("as default-mounts; the order of every other mount is runc's", stdio_and_cgroupfs_our_own),
+    "root-default-mounts": ("as default-mounts", stdio_and_cgroupfs_our_own),
+    "root-default-mount_order": ("as default-mount_order", stdio_and_cgroupfs_our_own),
+    "ns-without-pid": ("no PID namespace: the container shares the caller's and sees the host's procfs; runc fails "
+                       "to mount a procfs there", starts_without_pid_namespace),
     "state-no-id": ("a usage error is one line on stderr; runc prints its help text on stdout", one_line_error),
     "create-no-id": ("as state-no-id", one_line_error),
     "global-unknown-flag": ("as state-no-id", one_line_error),

@@ -23,7 +23,7 @@ def test_create_start_state_kill_delete(runtime: Runtime) -> None:
     assert created["status"] == "created"
     assert created["pid"] == int(pid_file)
     assert created["id"] == container_id and created["bundle"] == str(bundle)
-    assert created["rootfs"] == str(runtime.rootfs) and created["owner"] == runtime.user.name
+    assert created["rootfs"] == str(runtime.rootfs) and created["owner"] == ""  # runc fills it for `list` only
     assert created["ociVersion"] and created["created"].endswith("Z")
     # The init waits inside the namespaces: its own PID namespace already, and not the command yet.
     assert os.readlink(f"/proc/{created['pid']}/ns/pid") != os.readlink("/proc/self/ns/pid")
@@ -39,13 +39,16 @@ def test_create_start_state_kill_delete(runtime: Runtime) -> None:
     busy = runtime.run("delete", container_id)
     assert busy.returncode == 1 and "running" in busy.stderr
     listed = json.loads(runtime.run("list", "--format", "json", check=True).stdout)
-    assert [(c["id"], c["status"]) for c in listed] == [(container_id, "running")]
+    assert [(c["id"], c["status"], c["owner"]) for c in listed] == [(container_id, "running", runtime.user.name)]
     assert container_id in runtime.run("list", check=True).stdout
+    runtime.run("kill", container_id, "0", check=True)  # signal 0: alive
+    assert runtime.state(container_id)["status"] == "running"
     runtime.run("kill", container_id, "SIGKILL", check=True)
     assert runtime.wait_for_status(container_id, "stopped")["status"] == "stopped"
     assert runtime.state(container_id)["pid"] == 0
-    not_running = runtime.run("kill", container_id, "TERM")
-    assert not_running.returncode == 1 and "not running" in not_running.stderr
+    for signal in ("TERM", "0"):
+        not_running = runtime.run("kill", container_id, signal)
+        assert not_running.returncode == 1 and "not running" in not_running.stderr
     runtime.run("delete", container_id, check=True)
     gone = runtime.run("state", container_id)
     assert gone.returncode == 1 and "does not exist" in gone.stderr

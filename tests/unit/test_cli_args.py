@@ -71,11 +71,11 @@ def test_main_reports_unknown_flag(capsys):
 def test_main_json_log(tmp_path, capsys):
     import json
     log = tmp_path / "log.json"
-    assert cli.main(["--log", str(log), "--log-format=json", "nosuchverb"]) == 1
+    assert cli.main(["--log", str(log), "--log-format=json", "nosuchverb"]) == 3  # runc's status
     lines = log.read_text().splitlines()
     assert len(lines) == 1
     entry = json.loads(lines[0])
-    assert entry["level"] == "error" and "unknown command" in entry["msg"] and entry["time"]
+    assert entry["level"] == "error" and entry["msg"].startswith("No help topic for 'nosuchverb'") and entry["time"]
 
 
 def test_aliases():
@@ -86,3 +86,14 @@ def test_trailing_arguments_keep_their_flags():
     parsed = parse("ps", ["-f", "json", "x", "-o", "pid"])
     assert parsed.options["format"] == "json" and parsed.args["id"] == "x" and parsed.rest == ["-o", "pid"]
     assert parse("ps", ["x", "--", "-ef"]).rest == ["-ef"]
+
+
+def test_list_table_is_padded_as_runcs_tabwriter():
+    """tabwriter.NewWriter(os.Stdout, 12, 1, 3, ' ', 0): widest cell plus 3, at least 12."""
+    from rootless.commands import list as list_command
+    header = ("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")
+    assert list_command.table([header]) == "ID          PID         STATUS      BUNDLE      CREATED     OWNER\n"
+    row = ("a-long-container-id", "123456789", "running", "/b", "2026-11-29T11:05:08.123456789Z", "me")
+    assert list_command.table([header, row]).splitlines() == [
+        "ID" + " " * 20 + "PID" + " " * 9 + "STATUS" + " " * 6 + "BUNDLE" + " " * 6 + "CREATED" + " " * 26 + "OWNER",
+        "a-long-container-id   123456789   running     /b          2026-11-29T11:05:08.123456789Z   me"]

@@ -68,7 +68,7 @@ def test_fresh_dev_gets_default_devices_and_links():
 def test_without_a_dev_mount_the_images_dev_gets_the_nodes():
     """runc's needsSetupDev: without a /dev bind, its nodes and links go into the /dev there is."""
     plan = mounts.plan_rootfs({"mounts": [], "linux": {}}, "/b")
-    assert [getattr(op, "path", None) for op in plan][:2] == ["/dev/null", "/dev/zero"]
+    assert [getattr(op, "path", None) for op in plan][:2] == ["/dev/null", "/dev/random"]  # runc's order
     assert "/dev/ptmx" in [getattr(op, "path", None) for op in plan]
 
 
@@ -143,12 +143,12 @@ def test_write_once_refuses_a_file_not_on_procfs(tmp_path):
 
 
 @pytest.mark.parametrize("text, number", [("9", 9), ("KILL", 9), ("SIGKILL", 9), ("kill", 9), ("term", 15),
-                                          ("SIGRTMIN", 34)])
+                                          ("SIGRTMIN", 34), ("0", 0)])
 def test_signal_spellings(text, number):
     assert container.signal_number(text) == number
 
 
-@pytest.mark.parametrize("text", ["FOO", "0", "999", "SIG_DFL", ""])
+@pytest.mark.parametrize("text", ["FOO", "999", "SIG_DFL", ""])
 def test_bad_signals(text):
     with pytest.raises(RootlessError):
         container.signal_number(text)

@@ -177,3 +177,17 @@ def test_home_of(tmp_path):
     assert become.home_of(8, str(passwd)) == "/"          # too few fields
     assert become.home_of(1234, str(passwd)) == "/"
     assert become.home_of(0, str(tmp_path / "missing")) == "/"
+
+
+def test_capabilities_are_named_as_linux_names_them():
+    """linux/capability.h's numbers up to the kernel's last; python-prctl's flag names
+    (CAP_EFFECTIVE is 0) and CAP_LAST_CAP are no capabilities."""
+    from rootless.process import become
+    with open("/proc/sys/kernel/cap_last_cap") as f:
+        assert become.kernel_last_cap() == int(f.read())
+    warnings: list[str] = []
+    names = ["CAP_CHECKPOINT_RESTORE", "CAP_EFFECTIVE", "CAP_LAST_CAP", "cap_kill", "CAP_BPF"]
+    assert become.capability_numbers(names, "bounding", warnings.append, last=40) == [40, 5, 39]
+    assert become.capability_numbers(names, "bounding", warnings.append, last=39) == [5, 39]
+    unknown = [w.partition("unknown capability ")[2].partition(",")[0] for w in warnings]
+    assert unknown == ["CAP_EFFECTIVE", "CAP_LAST_CAP", "CAP_CHECKPOINT_RESTORE", "CAP_EFFECTIVE", "CAP_LAST_CAP"]
