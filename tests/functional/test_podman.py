@@ -127,7 +127,8 @@ def test_podman_run_interactive_terminal(podman: Podman) -> None:
     assert result.returncode == 3, (result.returncode, result.stdout, result.stderr)
     lines = [line.strip() for line in result.stdout.splitlines()]
     assert "/dev/pts/0" in lines and "stdin-is-a-tty" in lines
-    assert "got:hello" in lines
+    # Typed ahead of the read: under runc a NUL echoed as ^@ sometimes comes first (seen under load).
+    assert any(line.endswith("got:hello") for line in lines), lines
 
 
 def test_podman_exec(podman: Podman) -> None:
