@@ -127,7 +127,7 @@ def test_root_podman_device(root_podman: Podman) -> None:
 def test_root_podman_privileged(root_podman: Podman) -> None:
     out = root_podman("run", "--rm", "--network", "none", "--privileged", Podman.IMAGE, "sh", "-c",
                       "grep -E '^Cap(Eff|Bnd)' /proc/self/status | cut -f2; stat -c '%t:%T' /dev/kmsg; "
-                      "mount -t tmpfs tmpfs /mnt && echo mounted", check=True).stdout.split()
+                      "mount -t tmpfs tmpfs /tmp && echo mounted", check=True).stdout.split()
     assert out == [full_capabilities()] * 2 + ["1:b", "mounted"], out
 
 
@@ -138,6 +138,7 @@ def test_root_podman_idmapped_volume(root_podman: Podman) -> None:
     so a file root owns on disk is the container's root. runc 1.1.5 ignores the option: the
     file is unmapped there, nobody (docs/differences-from-runc.md)."""
     vol = Path(tempfile.mkdtemp(prefix="idmap-", dir=root_podman.home))
+    os.chmod(vol, 0o755)  # mkdtemp's 0700 would keep an unmapped root (runc 1.1.5's) out
     (vol / "f").write_text("x")
     maps = ["--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536"]
     out = root_podman("run", "--rm", "--network", "none", *maps, "-v", f"{vol}:/v:idmap", Podman.IMAGE,
