@@ -92,6 +92,7 @@ def prepare(ctx, request: Request) -> InitJob:
     owner = caller if os.geteuid() == os.getuid() else _user_name(os.geteuid())
     idmaps = _plan_idmaps(config["linux"], privileged, caller) if ns_plan.new_user else None
     mount_plan = mounts.plan_rootfs(config, bundle.path)
+    mounts.resolve_idmaps(mount_plan, config["linux"], in_initial_userns=initial_userns)
     terminal = bool(config["process"].get("terminal"))
     seccomp_filter = None
     if "seccomp" in config["linux"]:
@@ -258,6 +259,7 @@ def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | Non
         if subreaper:
             from rootless.process import supervise
             supervise.adopt_orphans()
+        _make_idmapped_trees(job)
         parent, child = protocol.make_pipes()
         pids["stage"] = os.fork()
         if pids["stage"] == 0:
@@ -265,6 +267,7 @@ def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | Non
             from rootless.create import nsstage
             nsstage.run(child, job)
         child.close()
+        _close_idmapped_trees(job)
         fault("create:forked")
         os.close(job.state_dir_fd)
         if request.console_socket:
@@ -309,6 +312,7 @@ def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | Non
         parent.close()
         return cdir, record
     except BaseException:
+        _close_idmapped_trees(job)
         if network is not None:
             from netns import attach
             attach.detach(network)
@@ -336,6 +340,28 @@ def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | Non
             except FileNotFoundError:
                 pass
         raise
+
+
+def _make_idmapped_trees(job: InitJob) -> None:
+    """Real root makes the idmapped mounts here, as runc's parent does: the kernel wants the
+    right to idmap the source's filesystem (CAP_SYS_ADMIN in the host's user namespace), which
+    an init in a user namespace of its own has lost. The init attaches them (mountext)."""
+    if job.rootless:
+        return
+    ops = [op for op in job.mount_plan if op.kind == "mount" and op.idmap
+           and (op.idmap_userns != mounts.OWN_USERNS or op.idmap[0] is not None)]
+    if ops:
+        from rootless.rootfs import mountext
+        for op in ops:
+            userns = None if op.idmap_userns == mounts.OWN_USERNS else op.idmap_userns
+            op.tree_fd = mountext.idmapped_tree(op, userns, shown=job.rootfs + op.destination)
+
+
+def _close_idmapped_trees(job: InitJob) -> None:
+    for op in job.mount_plan:
+        if op.kind == "mount" and op.tree_fd is not None:
+            os.close(op.tree_fd)
+            op.tree_fd = None
 
 
 def _follow_protocol(ctx, parent: protocol.Channel, job: InitJob, pids: dict) -> dict:

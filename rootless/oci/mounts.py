@@ -71,6 +71,8 @@ class Mount:
     # its nodes exist (rootless.rootfs.apply.finish). runc's order.
     writable_first = False
     idmap = None        # (uidMappings, gidMappings, recursive) for an idmapped bind mount
+    idmap_userns = None  # or the user namespace whose maps it takes, by path (resolve_idmaps)
+    tree_fd = None      # the idmapped tree, made by a privileged CLI process before the fork
 
     def __init__(self, destination: str, fstype: str | None, source: str | None, flags: int, data: str,
                  propagation: list[int], bind: bool, fallback_source: str | None,
@@ -89,7 +91,7 @@ class Mount:
         what = f"bind {self.source}" if self.bind else f"{self.fstype} {self.source or ''}".rstrip()
         extra = f" data={self.data}" if self.data else ""
         extra += " tmpcopyup" if self.copy_up else ""
-        extra += f" idmap={self.idmap}" if self.idmap else ""
+        extra += f" idmap={self.idmap_userns or self.idmap}" if self.idmap else ""
         return f"mount {what} -> {self.destination} flags={self.flags:#x}{extra}"
 
 
@@ -165,11 +167,36 @@ def plan_mount(entry: dict, bundle: str) -> Mount:
     if "idmap" in options or "ridmap" in options or uid_maps or gid_maps:
         if not bind:
             raise ConfigError(f"config.json: mount {destination}: idmapped mounts need a bind mount")
-        if not (uid_maps and gid_maps):
+        if bool(uid_maps) != bool(gid_maps):
             raise ConfigError(f"config.json: mount {destination}: an idmapped mount needs both uidMappings and "
-                              "gidMappings on the mount (the container's own mappings are not used yet)")
-        op.idmap = (uid_maps, gid_maps, "ridmap" in options)
+                              "gidMappings on the mount, or neither (then the container's own are used)")
+        # No mappings: the container's own user namespace (current runc); resolve_idmaps says which.
+        op.idmap = (uid_maps or None, gid_maps or None, "ridmap" in options)
     return op
+
+
+OWN_USERNS = "/proc/self/ns/user"  # as the init opens it: the user namespace it is in
+
+
+def resolve_idmaps(plan: list, linux: dict, *, in_initial_userns: bool) -> None:
+    """An idmap/ridmap mount without mappings of its own takes the container's (current runc):
+    the user namespace it joins by path (op.idmap_userns), or the one its init is in (a new one,
+    whose config maps real root's CLI process uses, or, with no user namespace in the config,
+    the one the runtime itself runs in: podman's). Real root without a user namespace has none: refused as runc refuses."""
+    userns = next((ns for ns in linux.get("namespaces", []) if ns.get("type") == "user"), None)
+    for op in plan:
+        if op.kind != "mount" or not op.idmap or op.idmap[0] is not None:
+            continue
+        if userns is not None and userns.get("path"):
+            op.idmap_userns = userns["path"]
+        elif userns is not None or not in_initial_userns:
+            op.idmap_userns = OWN_USERNS
+            if userns is not None and linux.get("uidMappings") and linux.get("gidMappings"):
+                # For real root's CLI process, which makes the tree outside that namespace.
+                op.idmap = (linux["uidMappings"], linux["gidMappings"], op.idmap[2])
+        else:
+            raise ConfigError(f"config.json: mount {op.destination}: an idmapped mount without uidMappings and "
+                              "gidMappings of its own needs a user namespace with ID maps for the container")
 
 
 def plan_devices(linux: dict, *, with_defaults: bool) -> list[Device]:

@@ -191,14 +191,20 @@ def remount_bind(path: str, flags: int, shown: str) -> None:
 
 
 def prepare(rootfs: str, propagation: str | None, overlay: str | None = None) -> None:
-    """Cut propagation to the host, then make the rootfs a mount point of its own (pivot_root
-    needs one): a bind of itself, or the overlay the rootless.overlay annotation describes
-    (mounted here, by root of the container's user namespace, so no real root is needed)."""
+    """Set the root's propagation as runc's prepareRoot does, then make the rootfs a mount point
+    of its own (pivot_root needs one): a bind of itself, or the overlay the rootless.overlay
+    annotation describes (mounted here, by root of the container's user namespace, so no real
+    root is needed)."""
     flags = mounts.PROPAGATION.get(propagation or "rslave")
     if flags is None:
         raise RootlessError(f"config.json: linux.rootfsPropagation {propagation!r} is not a propagation type")
-    # rshared at / would make pivot_root fail: the host side stays slave, rshared is set later.
-    sc.mount(None, "/", None, (sc.MS_SLAVE | sc.MS_REC) if flags & sc.MS_SHARED else flags)
+    # "shared" keeps the copies of the caller's shared mounts in their peer groups, so a bind
+    # volume marked rshared propagates both ways (podman sends "shared" for one), as with runc.
+    sc.mount(None, "/", None, flags)
+    # pivot_root refuses a new root whose parent mount is shared (runc's rootfsParentMountPrivate).
+    parent = _mount_point_of(rootfs)
+    if parent is not None and parent[1]:
+        sc.mount(None, parent[0], None, sc.MS_PRIVATE)
     if overlay:
         try:
             sc.mount("overlay", rootfs, "overlay", 0, overlay)
@@ -208,6 +214,20 @@ def prepare(rootfs: str, propagation: str | None, overlay: str | None = None) ->
                                 "directory must be on a filesystem with user xattrs)") from None
         return
     sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
+
+
+def _mount_point_of(path: str, mountinfo: str = "/proc/self/mountinfo") -> tuple[str, bool] | None:
+    """The mount point holding `path` (the deepest one above it) and whether it is shared."""
+    best = None
+    with open(mountinfo) as f:
+        for line in f:
+            fields = line.split()
+            point = fields[4].replace("\\040", " ")
+            if path == point or path.startswith(point.rstrip("/") + "/"):
+                if best is None or len(point) >= len(best[0]):
+                    optional = fields[6:fields.index("-")]
+                    best = (point, any(tag.startswith("shared:") for tag in optional))
+    return best
 
 
 def _mount_filesystem(op: mounts.Mount, target: str, shown: str, flags: int, data: str) -> bool:
@@ -315,9 +335,7 @@ def apply_mount(root: Rootfs, op: mounts.Mount) -> None:
     below = os.open(_fd_path(fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if op.copy_up else None
     try:
         if op.idmap:
-            mountext.idmapped_bind(op.source, fd, op.idmap[0], op.idmap[1],
-                                   recursive_bind=bool(op.flags & sc.MS_REC), recursive_idmap=op.idmap[2],
-                                   shown=shown)
+            mountext.idmapped_bind(op, fd, shown=shown)
         elif op.bind:
             sc.mount(op.source, _fd_path(fd), None, sc.MS_BIND | (op.flags & sc.MS_REC), None, shown_target=shown)
         elif _mount_filesystem(op, _fd_path(fd), shown, flags, data):
@@ -413,7 +431,14 @@ def pivot(rootfs: str, no_pivot: bool) -> None:
     else:
         # pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only the
         # container's tree. Making it slave first keeps the unmount from reaching the host.
-        sc.pivot_root(".", ".")
+        # "." must name the old root for that (runc's fchdir(oldroot)): the cwd is still the new
+        # root underneath, and making that rslave would cut a shared volume's propagation.
+        old_root = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            sc.pivot_root(".", ".")
+            os.fchdir(old_root)
+        finally:
+            os.close(old_root)
         sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
         sc.umount2(".", sc.MNT_DETACH)
     os.chdir("/")

@@ -102,20 +102,40 @@ def make_userns(uid_mappings: list[dict], gid_mappings: list[dict], proc: str = 
         os.waitpid(pid, 0)
 
 
-def idmapped_bind(source: str, target_fd: int, uid_mappings: list[dict], gid_mappings: list[dict], *,
-                  recursive_bind: bool, recursive_idmap: bool, shown: str) -> None:
-    """Bind `source` on the directory open at target_fd as an idmapped mount."""
-    flags = sc.OPEN_TREE_CLONE | (sc.AT_RECURSIVE if recursive_bind else 0)
-    tree = sc.open_tree(-100, source, flags, shown=source)  # -100: AT_FDCWD
+def idmapped_tree(op, userns_path: str | None, *, shown: str) -> int:
+    """A detached clone of op.source, idmapped (open_tree + mount_setattr(MOUNT_ATTR_IDMAP)) with
+    the maps of the user namespace at userns_path, else of one made with op.idmap's; its fd."""
+    flags = sc.OPEN_TREE_CLONE | (sc.AT_RECURSIVE if op.flags & sc.MS_REC else 0)
+    tree = sc.open_tree(-100, op.source, flags, shown=op.source)  # -100: AT_FDCWD
     try:
-        userns = make_userns(uid_mappings, gid_mappings)
+        if userns_path:
+            try:
+                userns = os.open(userns_path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as err:
+                raise RootlessError(f"idmapped mount {op.destination}: open {userns_path}: {err.strerror}") from None
+        else:
+            userns = make_userns(op.idmap[0], op.idmap[1])
         try:
-            sc.mount_setattr_idmap(tree, userns, recursive_idmap, shown=shown)
+            sc.mount_setattr_idmap(tree, userns, op.idmap[2], shown=shown)
         except SyscallError as err:
-            raise RootlessError(f"{err.message} (idmapped mounts need a filesystem that supports them and, "
-                                "for a rootless container, one mounted in its user namespace)") from None
+            raise RootlessError(f"{err.message} (idmapped mounts need a filesystem that supports them and the "
+                                "right to idmap it: real root, or for a rootless container a filesystem "
+                                "mounted in its user namespace)") from None
         finally:
             os.close(userns)
+    except BaseException:
+        os.close(tree)
+        raise
+    return tree
+
+
+def idmapped_bind(op, target_fd: int, *, shown: str) -> None:
+    """Attach op's idmapped tree on the directory open at target_fd: the one the CLI process
+    made (op.tree_fd, real root: the init may lack the right in a user namespace of its own),
+    else one made here."""
+    tree = op.tree_fd if op.tree_fd is not None else idmapped_tree(op, op.idmap_userns, shown=shown)
+    try:
         sc.move_mount(tree, target_fd, shown=shown)
     finally:
         os.close(tree)
+        op.tree_fd = None

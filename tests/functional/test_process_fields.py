@@ -193,8 +193,37 @@ def test_idmapped_bind_mount(runtime: Runtime) -> None:
     assert os.stat(source / "file").st_uid == 0  # the files themselves are unchanged
 
 
-def test_idmap_needs_mappings_and_a_bind(runtime: Runtime) -> None:
+def test_idmap_without_mappings_takes_the_containers_own(runtime: Runtime) -> None:
+    """`idmap` with no mappings on the mount (podman's -v DIR:DST:idmap) means the container's
+    own user namespace, as current runc reads it: files owned by 0 and 5 on disk are the
+    container's 0 and 5, not nobody. Real root makes the tree before the init enters its user
+    namespace (which loses the right to idmap the host's filesystem)."""
+    source = _idmap_source(runtime)
+    entry = {"destination": "/mnt", "type": "bind", "source": str(source), "options": ["rbind", "idmap"]}
+    linux = {"namespaces": namespaces_plus(runtime, *([] if runtime.rootless else ["user"])),
+             "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+             "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]}
+    mounts = make_config(["true"], rootless=runtime.rootless)["mounts"] + [entry]
+    if runtime.rootless:
+        # Its own maps are planned by idmap/; the host's filesystem still refuses an unprivileged idmap.
+        create_fails(runtime, "mount_setattr(MOUNT_ATTR_IDMAP)", "/mnt", "Operation not permitted", mounts=mounts)
+        return
+    out = runtime.run_script("stat -c '%u:%g' /mnt/file /mnt/other", mounts=mounts,
+                             linux=linux)
+    assert out.split() == ["0:0", "5:5"]
+    plain = runtime.run_script("stat -c '%u:%g' /mnt/file", linux=linux,
+                               mounts=mounts[:-1] + [{**entry, "options": ["rbind"]}])
+    assert plain.split() == ["65534:65534"]  # without idmap: unmapped IDs
+
+
+def test_idmap_needs_both_mappings_a_bind_and_a_user_namespace(runtime: Runtime) -> None:
+    one = [{"containerID": 0, "hostID": 1234, "size": 1}]
     create_fails(runtime, "needs both uidMappings and gidMappings",
-                 mounts=[{"destination": "/mnt", "type": "bind", "source": "/tmp", "options": ["bind", "idmap"]}])
+                 mounts=[{"destination": "/mnt", "type": "bind", "source": "/tmp", "options": ["bind", "idmap"],
+                          "uidMappings": one}])
     create_fails(runtime, "idmapped mounts need a bind mount",
                  mounts=[{"destination": "/mnt", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]}])
+    if not runtime.rootless:
+        # Real root with no user namespace: the container has no maps of its own (runc refuses too).
+        create_fails(runtime, "needs a user namespace with ID maps",
+                     mounts=[{"destination": "/mnt", "type": "bind", "source": "/tmp", "options": ["bind", "idmap"]}])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.runtime import Runtime
+from helpers.runtime import Runtime, wait_until
 from helpers.terminal import HeldTerminal
 
 LINES = 40
@@ -41,15 +41,6 @@ def running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
     except OSError:
         return False
-
-
-def wait_until(predicate, timeout: float = 20) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def test_output_and_exit_code_survive_killed_clients(runtime: Runtime) -> None:

@@ -182,6 +182,16 @@ class Runtime:
         return result.stdout
 
 
+def wait_until(predicate, timeout: float = 20, interval: float = 0.05) -> bool:
+    """Poll predicate until it holds (True) or timeout seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
 def _kill_processes_mentioning(*paths: Path) -> list[str]:
     """SIGKILL processes that name these folders (a runtime or helper left running). Not every
     process of the test user: another test session may share it."""

@@ -88,6 +88,50 @@ def test_tmpfs_and_dev_are_made_read_only_after_they_are_filled():
     assert [op.writable_first for op in plan if op.kind == "mount"] == [True, True, False, False]
 
 
+MAPS = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+
+
+def _idmapped(linux: dict, *, in_initial_userns: bool, **entry):
+    plan = [mounts.plan_mount({"destination": "/v", "type": "bind", "source": "/srv", "options": ["rbind", "idmap"],
+                               **entry}, "/bundle")]
+    mounts.resolve_idmaps(plan, linux, in_initial_userns=in_initial_userns)
+    return plan[0]
+
+
+def test_idmap_without_mappings_takes_the_containers_own():
+    # A new user namespace: the init opens its own; real root's CLI process uses the config's maps.
+    op = _idmapped({"namespaces": [{"type": "user"}], "uidMappings": MAPS, "gidMappings": MAPS},
+                   in_initial_userns=True)
+    assert op.idmap_userns == mounts.OWN_USERNS and op.idmap == (MAPS, MAPS, False)
+    # One joined by path.
+    op = _idmapped({"namespaces": [{"type": "user", "path": "/proc/7/ns/user"}]}, in_initial_userns=True)
+    assert op.idmap_userns == "/proc/7/ns/user"
+    # None in the config, the runtime in podman's: that one.
+    op = _idmapped({"namespaces": [{"type": "mount"}]}, in_initial_userns=False)
+    assert op.idmap_userns == mounts.OWN_USERNS and op.idmap == (None, None, False)
+    # Mappings on the mount win.
+    op = _idmapped({"namespaces": [{"type": "user"}]}, in_initial_userns=True, uidMappings=MAPS, gidMappings=MAPS)
+    assert op.idmap_userns is None and op.idmap == (MAPS, MAPS, False)
+
+
+def test_idmap_without_any_user_namespace_is_refused():
+    with pytest.raises(ConfigError, match="needs a user namespace with ID maps"):
+        _idmapped({"namespaces": [{"type": "mount"}]}, in_initial_userns=True)
+    with pytest.raises(ConfigError, match="needs both uidMappings and gidMappings"):
+        _idmapped({"namespaces": [{"type": "user"}]}, in_initial_userns=True, uidMappings=MAPS)
+
+
+def test_mount_point_of(tmp_path):
+    from rootless.rootfs import apply
+    info = tmp_path / "mountinfo"
+    info.write_text("22 1 8:1 / / rw shared:1 - ext4 /dev/sda1 rw\n"
+                    "30 22 8:2 / /var/lib rw - ext4 /dev/sda2 rw\n"
+                    "31 22 0:5 / /var/lib\\040x rw shared:7 master:2 - tmpfs t rw\n")
+    assert apply._mount_point_of("/var/lib/containers/x/rootfs", str(info)) == ("/var/lib", False)
+    assert apply._mount_point_of("/var/lib x/r", str(info)) == ("/var/lib x", True)
+    assert apply._mount_point_of("/srv/r", str(info)) == ("/", True)
+
+
 def test_write_once_refuses_a_file_not_on_procfs(tmp_path):
     fake = tmp_path / "oom_score_adj"
     fake.write_text("")

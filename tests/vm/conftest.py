@@ -8,6 +8,7 @@ folder is ignored.
                bundles and cgroup lookups
   sdnotify     a static sd_notify sender (tests/helpers/sdnotify.c) for busybox containers
   podman       podman as the user, with the runtime of the test's parameter
+  root_podman  podman as root (tests marked vmroot, run by run-tier's second pass), likewise
 """
 
 import os
@@ -22,7 +23,20 @@ import pytest
 if not os.environ.get("ROOTLESS_VMTIER"):
     collect_ignore_glob = ["*"]
 else:
+    def pytest_configure(config: pytest.Config) -> None:
+        config.addinivalue_line("markers", "vmroot: runs in the tier's second pass, as root (run-tier)")
+
+    def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
+        """The user's pass runs what is not marked vmroot, root's pass only what is."""
+        as_root = os.geteuid() == 0
+        keep = [item for item in items if (item.get_closest_marker("vmroot") is not None) == as_root]
+        dropped = [item for item in items if item not in keep]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = keep
+
     from helpers.runtime import RUNC, Runtime
+    from helpers.users import root_user
     from vmlib import Podman, VmRuntime
 
     HELPERS = Path(__file__).resolve().parent.parent / "helpers"
@@ -60,5 +74,20 @@ else:
     def podman(request: pytest.FixtureRequest, rootless_bin: str, test_user, podman_image: Path):
         binary = RUNC if request.param == "runc" else rootless_bin
         client = Podman(test_user, binary, podman_image)
+        yield client
+        client("rm", "--all", "--force", "--time", "0", timeout=300)
+
+    @pytest.fixture(scope="module")
+    def root_podman_image(busybox_rootfs_tar: Path, scratch_root: Path):
+        home = Path(tempfile.mkdtemp(prefix="podman-root-", dir=scratch_root))
+        shutil.copy(busybox_rootfs_tar, home / "rootfs.tar")
+        yield home
+        subprocess.run(["rm", "-rf", str(home)], capture_output=True)
+
+    @pytest.fixture
+    def root_podman(request: pytest.FixtureRequest, rootless_bin: str, root_podman_image: Path):
+        assert os.geteuid() == 0, "root_podman is for tests marked vmroot"
+        binary = RUNC if request.param == "runc" else rootless_bin
+        client = Podman(root_user(), binary, root_podman_image)
         yield client
         client("rm", "--all", "--force", "--time", "0", timeout=300)

@@ -9,14 +9,13 @@ import json
 import os
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from helpers.bundle import make_config
-from helpers.runtime import Runtime
+from helpers.runtime import Runtime, wait_until  # noqa: F401 (the tier's tests import it from here)
 from helpers.users import User, clean_env
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -63,15 +62,6 @@ def keyed(path: Path) -> dict[str, int]:
 
 def systemctl_user(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["systemctl", "--user", *args], capture_output=True, text=True, timeout=TIMEOUT)
-
-
-def wait_until(predicate, timeout: float = 60, interval: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
-    return True
 
 
 def counter(out: Path) -> int:
@@ -162,8 +152,8 @@ class VmRuntime:
 
 
 class Podman:
-    """podman as the user with one runtime, its default cgroup manager (systemd) and a storage
-    shared by the tests of a module (the busybox image imported once)."""
+    """podman as the user (or root) with one runtime, its default cgroup manager (systemd) and a
+    storage shared by the tests of a module (the busybox image imported once)."""
 
     IMAGE = "localhost/rootless-vmtier-busybox"
 
@@ -172,8 +162,10 @@ class Podman:
         conf = home / "containers.conf"
         conf.write_text('[engine]\nruntime_supports_json = ["crun", "runc", "kata", "runsc", "rootless"]\n'
                         'events_logger = "file"\n[containers]\nlog_driver = "k8s-file"\n')
-        self.env = clean_env(user, {"CONTAINERS_CONF": str(conf),
-                                    "DBUS_SESSION_BUS_ADDRESS": f"unix:path={user.runtime_dir}/bus"})
+        extra = {"CONTAINERS_CONF": str(conf)}
+        if not user.is_root:
+            extra["DBUS_SESSION_BUS_ADDRESS"] = f"unix:path={user.runtime_dir}/bus"
+        self.env = clean_env(user, extra)
         runroot = Path(user.runtime_dir) / "vmtier-podman"  # podman wants a short runroot
         runroot.mkdir(mode=0o700, exist_ok=True)
         self.base = ["podman", "--root", str(home / "storage"), "--runroot", str(runroot),

@@ -3,7 +3,8 @@ the container's cgroup gets an eBPF BPF_PROG_TYPE_CGROUP_DEVICE program built fr
 linux.resources.devices, so a node the rules deny cannot be opened (EPERM) even by a root
 container that may mknod it, while one they allow can, and the default nodes still work.
 
-Run by tests/vm/guest/run-tier's second pass, as root (only real root can load the program)."""
+Marked vmroot: run by tests/vm/guest/run-tier's second pass, as root (only real root can load
+the program)."""
 
 import os
 import re
@@ -14,6 +15,8 @@ import pytest
 
 from helpers.runtime import RUNC, Runtime
 from helpers.users import root_user
+
+pytestmark = pytest.mark.vmroot
 
 ALL_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID",
             "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_MKNOD", "CAP_AUDIT_WRITE",
