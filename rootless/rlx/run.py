@@ -36,10 +36,13 @@ def register(app) -> None:
                   ..., metavar="SOURCE", help="An image, an image archive, a rootfs directory or tarball, or `host`.")),
               inspect.Parameter("command", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=list[str],
                                 default=typer.Argument(None, metavar="[COMMAND...]", help="Instead of the image's Cmd."))]
+    # rich reads "[...]" as markup; plain help (NO_COLOR, no terminal: main.py) prints it as it is.
+    from typer.core import HAS_RICH
     for flags, dest, kind, text in FLAGS:
         default = [] if kind == "multi" else False if kind == "flag" else None
+        shown = text.replace("[", "\\[") if HAS_RICH else text
         params.append(inspect.Parameter(dest, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=types[kind],
-                                        default=typer.Option(default, *flags, help=text.replace("[", "\\["))))
+                                        default=typer.Option(default, *flags, help=shown)))
 
     def run(**values) -> None:
         """Run a command in a new container."""
