@@ -57,6 +57,10 @@ def find_executable(name: str, env: dict, cwd: str = "/") -> str:
             raise RootlessError(f'exec: "{name}": stat {path}: {err.strerror.lower()}') from None
         if stat.S_ISDIR(mode):
             raise RootlessError(f'exec: "{name}": is a directory')
+        if not mode & 0o111:
+            # Go's LookPath (runc's) refuses it, so create fails, not start; podman maps
+            # "permission denied" to exit 126.
+            raise RootlessError(f'exec: "{name}": permission denied')
         return path
     for directory in env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(":"):
         candidate = os.path.join(directory or ".", name)

@@ -1,0 +1,156 @@
+"""A containerd of the tests' own, driven with `ctr` as Kubernetes' CRI handler drives a runtime.
+
+Its config, root, state, sockets, the runtime's state root (`--runc-root`) and ctr's FIFOs all
+live under one folder; the system's /etc/containerd, /var/lib/containerd and
+/run/containerd/containerd.sock are never read or touched. containerd 1.6 still puts the shims'
+sockets in /run/containerd/s (a fixed path in its shim code), named by a hash of our socket's
+path, so they cannot collide with a system containerd's; each shim removes its own.
+
+It runs as root: containerd's rootless mode needs RootlessKit and the `containerd-rootless.sh`
+wrapper (nerdctl's), and Debian 12 ships RootlessKit 1.1 but not the wrapper. On a host whose
+v1 memory controller must not be written to, it runs in a private mount namespace without that
+controller (helpers.runtime.without_memory_cgroup): runc, as root, makes a memory cgroup per
+container otherwise. The shims it starts, and the container mounts they make, stay in that
+namespace and vanish with it.
+
+Images come from the busybox rootfs as an OCI archive made here (helpers.images), imported with
+`ctr image import`: nothing is pulled.
+"""
+
+import os
+import signal
+import subprocess
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+from helpers.images import rootfs_layer, write_oci_layout
+from helpers.runtime import _kill_processes_mentioning, remove_tree, without_memory_cgroup
+
+CONTAINERD = "/usr/bin/containerd"
+CTR = "/usr/bin/ctr"
+RUNTIME_TYPE = "io.containerd.runc.v2"  # the shim CRI's runc handlers use (runtime_type)
+IMAGE = "localhost/busybox:latest"
+
+CONFIG = """\
+version = 2
+root = "{folder}/root"
+state = "{folder}/state"
+{disabled}
+{imports}
+[grpc]
+  address = "{folder}/containerd.sock"
+[ttrpc]
+  address = "{folder}/containerd.sock.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{folder}/opt"
+"""
+
+
+def write_config(folder: Path, imports: tuple[Path, ...] = (), cri: bool = False) -> Path:
+    """A containerd config.toml that keeps everything under `folder` (plus `imports`, merged
+    by containerd). Without `cri` the CRI plugin is off: it would set up pod networking and
+    watch the system's CNI paths, and ctr needs none of it."""
+    listed = "imports = [" + ", ".join(f'"{p}"' for p in imports) + "]" if imports else ""
+    disabled = "" if cri else 'disabled_plugins = ["io.containerd.grpc.v1.cri"]'
+    path = folder / "config.toml"
+    path.write_text(CONFIG.format(folder=folder, imports=listed, disabled=disabled))
+    return path
+
+
+class Containerd:
+    """One containerd under `folder` (made by the caller, empty); start() it, stop() it."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.socket = self.folder / "containerd.sock"
+        self.runc_root = self.folder / "runc-root"
+        self.fifo_dir = self.folder / "fifo"
+        self.log_path = self.folder / "containerd.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30) -> None:
+        config = write_config(self.folder)
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(without_memory_cgroup([CONTAINERD, "--config", str(config)]),
+                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while self.ctr("version", timeout=10).returncode != 0:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"containerd did not start (exit {self.proc.poll()}):\n{self.log()}")
+            time.sleep(0.1)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
+
+    def ctr(self, *args, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:
+        """`ctr ARGS` against this containerd; stdout and stderr captured as text (through files:
+        a detached task's shim must not hold a pipe of ours)."""
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            kwargs.setdefault("stdin", subprocess.DEVNULL)
+            proc = subprocess.run([CTR, "--address", str(self.socket), *map(str, args)], stdout=out, stderr=err,
+                                  timeout=timeout, **kwargs)
+            out.seek(0)
+            err.seek(0)
+            return subprocess.CompletedProcess(proc.args, proc.returncode, out.read().decode(errors="replace"),
+                                               err.read().decode(errors="replace"))
+
+    def runtime_flags(self, binary: str, systemd_cgroup: bool = False) -> list[str]:
+        """The `ctr run` flags that give the runc shim what a CRI runtime handler's options do:
+        its runtime_type, BinaryName (and SystemdCgroup), with state and FIFOs kept here."""
+        flags = ["--runtime", RUNTIME_TYPE, "--runc-binary", binary, "--runc-root", str(self.runc_root),
+                 "--fifo-dir", str(self.fifo_dir)]
+        return flags + ["--runc-systemd-cgroup"] * systemd_cgroup
+
+    def import_rootfs(self, rootfs: Path, name: str = IMAGE) -> str:
+        """`rootfs` as a one-layer image named `name` (an OCI archive made here, imported)."""
+        layout = self.folder / "image-layout"
+        write_oci_layout(layout, [rootfs_layer(rootfs)], {"config": {"Cmd": ["/bin/sh"]}}, tag="latest")
+        archive = self.folder / "image.tar"
+        with tarfile.open(archive, "w") as tar:
+            for entry in sorted(layout.iterdir()):
+                tar.add(entry, arcname=entry.name)
+        result = self.ctr("image", "import", "--base-name", name.rsplit(":", 1)[0], archive)
+        if result.returncode != 0:
+            raise RuntimeError(f"ctr image import: {result.stderr}")
+        return name
+
+    def remove_all(self) -> list[str]:
+        """Kill and delete every task, remove every container. Returns what failed."""
+        problems = []
+        tasks = self.ctr("task", "ls", "-q").stdout.split()
+        for task in tasks:
+            self.ctr("task", "kill", "-s", "KILL", "--all", task)
+        for task in tasks:
+            deadline = time.monotonic() + 10
+            while self.ctr("task", "delete", task).returncode != 0 and time.monotonic() < deadline:
+                time.sleep(0.1)
+        for container in self.ctr("container", "ls", "-q").stdout.split():
+            result = self.ctr("container", "rm", container)
+            if result.returncode != 0:
+                problems.append(f"ctr container rm {container}: {result.stderr.strip()}")
+        return problems
+
+    def stop(self) -> list[str]:
+        """Stop containerd (its shims and anything left under the folder too) and remove the
+        folder. Returns what was wrong, for a warning."""
+        problems = []
+        if self.proc is not None and self.proc.poll() is None:
+            problems += self.remove_all()
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                problems.append("containerd did not exit on SIGTERM")
+        problems += _kill_processes_mentioning(self.folder)
+        problems += remove_tree(self.folder)
+        return problems
+
+
+def make_containerd(parent: Path) -> Containerd:
+    folder = Path(tempfile.mkdtemp(prefix="containerd-", dir=parent))
+    os.chmod(folder, 0o711)
+    return Containerd(folder)
