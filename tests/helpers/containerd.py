@@ -60,10 +60,13 @@ def write_config(folder: Path, imports: tuple[Path, ...] = (), cri: bool = False
 
 
 class Containerd:
-    """One containerd under `folder` (made by the caller, empty); start() it, stop() it."""
+    """One containerd under `folder` (made by the caller, empty); start() it, stop() it.
+    `as_root` prefixes every command when the tests do not run as root (["sudo", "-n"] in the
+    VM tier)."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, as_root: tuple[str, ...] = ()):
         self.folder = Path(folder)
+        self.as_root = list(as_root)
         self.socket = self.folder / "containerd.sock"
         self.runc_root = self.folder / "runc-root"
         self.fifo_dir = self.folder / "fifo"
@@ -73,7 +76,7 @@ class Containerd:
     def start(self, timeout: float = 30) -> None:
         config = write_config(self.folder)
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(without_memory_cgroup([CONTAINERD, "--config", str(config)]),
+            self.proc = subprocess.Popen(self.as_root + without_memory_cgroup([CONTAINERD, "--config", str(config)]),
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + timeout
         while self.ctr("version", timeout=10).returncode != 0:
@@ -89,7 +92,8 @@ class Containerd:
         a detached task's shim must not hold a pipe of ours)."""
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             kwargs.setdefault("stdin", subprocess.DEVNULL)
-            proc = subprocess.run([CTR, "--address", str(self.socket), *map(str, args)], stdout=out, stderr=err,
+            proc = subprocess.run([*self.as_root, CTR, "--address", str(self.socket), *map(str, args)], stdout=out,
+                                  stderr=err,
                                   timeout=timeout, **kwargs)
             out.seek(0)
             err.seek(0)
@@ -138,19 +142,27 @@ class Containerd:
         problems = []
         if self.proc is not None and self.proc.poll() is None:
             problems += self.remove_all()
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(signal.SIGTERM)  # sudo passes it on
             try:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
+                if self.as_root:  # containerd is sudo's child
+                    self.root_command("pkill", "-KILL", "-P", str(self.proc.pid))
                 self.proc.kill()
                 self.proc.wait()
                 problems.append("containerd did not exit on SIGTERM")
+        if self.as_root:  # root's files: the caller cannot remove them
+            self.root_command("rm", "-rf", "--one-file-system", str(self.folder))
+            return problems
         problems += _kill_processes_mentioning(self.folder)
         problems += remove_tree(self.folder)
         return problems
 
+    def root_command(self, *argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*self.as_root, *argv], capture_output=True, text=True, timeout=60)
 
-def make_containerd(parent: Path) -> Containerd:
+
+def make_containerd(parent: Path, as_root: tuple[str, ...] = ()) -> Containerd:
     folder = Path(tempfile.mkdtemp(prefix="containerd-", dir=parent))
     os.chmod(folder, 0o711)
-    return Containerd(folder)
+    return Containerd(folder, as_root)
