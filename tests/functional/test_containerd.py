@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.containerd import CONTAINERD, CTR, IMAGE, RUNTIME_TYPE, make_containerd, write_config
+from helpers.containerd import CONTAINERD, CTR, IMAGE, RUNTIME_TYPE, running_containerd, write_config
 from helpers.runtime import RUNC, Runtime
 from helpers.terminal import HeldTerminal
 
@@ -34,14 +34,7 @@ def containerd(scratch_root, busybox_rootfs, rootless_bin):
         pytest.skip("containerd runs as root here (its rootless mode needs containerd-rootless.sh, not in Debian 12)")
     if not (os.access(CONTAINERD, os.X_OK) and os.access(CTR, os.X_OK)):
         pytest.skip(f"{CONTAINERD} or {CTR} is missing: install Debian's containerd (tests/run does)")
-    daemon = make_containerd(scratch_root)
-    try:
-        daemon.start()
-        daemon.import_rootfs(busybox_rootfs)
-        yield daemon
-    finally:
-        problems = daemon.stop()
-        assert not problems, problems
+    yield from running_containerd(scratch_root, busybox_rootfs)
 
 
 @pytest.fixture(params=RUNTIMES)
@@ -58,10 +51,9 @@ def _id() -> str:
 def _wait_status(containerd, task: str, status: str, timeout: float = 20) -> str:
     deadline = time.monotonic() + timeout
     while True:
-        rows = [line.split() for line in containerd.ctr("task", "ls").stdout.splitlines()[1:]]
-        seen = {row[0]: row[2] for row in rows if len(row) >= 3}
-        if seen.get(task) == status or time.monotonic() > deadline:
-            return seen.get(task, "")
+        seen = containerd.status(task)
+        if seen == status or time.monotonic() > deadline:
+            return seen
         time.sleep(0.05)
 
 
@@ -96,8 +88,8 @@ def test_detached_exec_ps_kill_delete(ctr):
     assert listed.returncode == 0, listed.stderr
     rows = listed.stdout.splitlines()
     assert rows[0].split() == ["PID", "INFO"]
-    init_pid = next(line.split()[1] for line in containerd.ctr("task", "ls").stdout.splitlines() if line.startswith(task))
-    assert init_pid in [row.split()[0] for row in rows[1:]]
+    init_pid = containerd.tasks()[task][0]
+    assert str(init_pid) in [row.split()[0] for row in rows[1:]]
     assert any("e2" in row for row in rows[1:]), rows  # the shim names the exec's PID by its exec id
 
     assert containerd.ctr("task", "kill", task).returncode == 0  # SIGTERM

@@ -23,6 +23,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from helpers.images import rootfs_layer, write_oci_layout
@@ -120,6 +121,14 @@ class Containerd:
             raise RuntimeError(f"ctr image import: {result.stderr}")
         return name
 
+    def tasks(self) -> dict[str, tuple[int, str]]:
+        """`ctr task ls` as {task: (init PID, status)}, status as ctr prints it (RUNNING, ...)."""
+        rows = (line.split() for line in self.ctr("task", "ls").stdout.splitlines()[1:])
+        return {row[0]: (int(row[1]), row[2]) for row in rows if len(row) >= 3}
+
+    def status(self, task: str) -> str:
+        return self.tasks().get(task, (0, ""))[1]
+
     def remove_all(self) -> list[str]:
         """Kill and delete every task, remove every container. Returns what failed."""
         problems = []
@@ -166,3 +175,17 @@ def make_containerd(parent: Path, as_root: tuple[str, ...] = ()) -> Containerd:
     folder = Path(tempfile.mkdtemp(prefix="containerd-", dir=parent))
     os.chmod(folder, 0o711)
     return Containerd(folder, as_root)
+
+
+def running_containerd(parent: Path, rootfs: Path, as_root: tuple[str, ...] = (),
+                       timeout: float = 30) -> Iterator[Containerd]:
+    """For a fixture: a started containerd with `rootfs` imported as IMAGE; stopped after, and
+    anything it left fails the fixture."""
+    daemon = make_containerd(parent, as_root)
+    try:
+        daemon.start(timeout)
+        daemon.import_rootfs(rootfs)
+        yield daemon
+    finally:
+        problems = daemon.stop()
+        assert not problems, problems

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.containerd import IMAGE, RUNTIME_TYPE, make_containerd
+from helpers.containerd import IMAGE, RUNTIME_TYPE, running_containerd
 from helpers.runtime import RUNC, Runtime
 from vmlib import BOTH, cgroup_of, keyed, read, wait_until
 
@@ -20,14 +20,7 @@ PACKAGING = Path(__file__).resolve().parents[2] / "packaging" / "containerd"
 
 @pytest.fixture(scope="module")
 def containerd(scratch_root, busybox_rootfs):
-    daemon = make_containerd(scratch_root, as_root=("sudo", "-n"))
-    try:
-        daemon.start(timeout=300)
-        daemon.import_rootfs(busybox_rootfs)
-        yield daemon
-    finally:
-        problems = daemon.stop()
-        assert not problems, problems
+    yield from running_containerd(scratch_root, busybox_rootfs, as_root=("sudo", "-n"), timeout=300)
 
 
 @pytest.fixture(params=BOTH)
@@ -43,28 +36,15 @@ def handler(request, containerd, rootless_bin):
     containerd.remove_all()
 
 
-def _run(containerd, flags, *args: str, systemd: bool = True) -> tuple[str, int]:
+def _run(containerd, flags, *args: str) -> tuple[str, int]:
     """A detached task (its cgroup as the CRI plugin names a systemd one: SLICE:PREFIX:ID);
     returns its id and init PID."""
     task = Runtime.new_id("ctr")
     cgroup = ["--cgroup", f"system.slice:ctr:{task}"] if "--runc-systemd-cgroup" in flags else []
     result = containerd.ctr("run", "-d", *flags, *cgroup, IMAGE, task, *args, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert wait_until(lambda: _status(containerd, task) == "RUNNING", timeout=120)
-    return task, int(_row(containerd, task)[1])
-
-
-def _row(containerd, task: str) -> list[str]:
-    for line in containerd.ctr("task", "ls").stdout.splitlines()[1:]:
-        fields = line.split()
-        if fields and fields[0] == task:
-            return fields
-    return []
-
-
-def _status(containerd, task: str) -> str:
-    row = _row(containerd, task)
-    return row[2] if len(row) > 2 else ""
+    assert wait_until(lambda: containerd.status(task) == "RUNNING", timeout=120)
+    return task, containerd.tasks()[task][0]
 
 
 def test_handler_options_put_the_task_in_a_systemd_scope(handler):
@@ -72,7 +52,7 @@ def test_handler_options_put_the_task_in_a_systemd_scope(handler):
     task, pid = _run(containerd, flags, "sleep", "600")
     assert cgroup_of(pid) == Path(f"/sys/fs/cgroup/system.slice/ctr-{task}.scope")
     assert containerd.ctr("task", "kill", "-s", "KILL", task).returncode == 0
-    assert wait_until(lambda: _status(containerd, task) == "STOPPED", timeout=120)
+    assert wait_until(lambda: containerd.status(task) == "STOPPED", timeout=120)
     assert containerd.ctr("task", "delete", task).returncode == 0
     assert wait_until(lambda: not Path(f"/sys/fs/cgroup/system.slice/ctr-{task}.scope").exists(), timeout=60)
 
@@ -82,10 +62,10 @@ def test_pause_and_resume_freeze_the_cgroup(handler):
     task, pid = _run(containerd, flags, "sh", "-c", "while :; do sleep 0.1; done")
     cgroup = cgroup_of(pid)
     assert containerd.ctr("task", "pause", task, timeout=120).returncode == 0
-    assert _status(containerd, task) == "PAUSED"
+    assert containerd.status(task) == "PAUSED"
     assert keyed(cgroup / "cgroup.events")["frozen"] == 1
     assert containerd.ctr("task", "resume", task, timeout=120).returncode == 0
-    assert _status(containerd, task) == "RUNNING"
+    assert containerd.status(task) == "RUNNING"
     assert keyed(cgroup / "cgroup.events")["frozen"] == 0
 
 
@@ -108,7 +88,7 @@ def test_kill_all_after_exit_reaches_what_the_init_left(handler):
     task, pid = _run(containerd, ["--with-ns", "pid:/proc/1/ns/pid", *flags],
                      "sh", "-c", f"sleep {marker} & sleep 1; exit 0")
     cgroup = cgroup_of(pid)
-    assert wait_until(lambda: _status(containerd, task) == "STOPPED", timeout=120)
+    assert wait_until(lambda: containerd.status(task) == "STOPPED", timeout=120)
 
     def left() -> list[int]:
         found = []
