@@ -1,7 +1,10 @@
 """rootless under containerd, as Kubernetes reaches it: containerd's runc shim
 (io.containerd.runc.v2) with rootless as its runtime binary, driven with `ctr` against a
 containerd of the tests' own (helpers.containerd). Every case runs with runc too, on the same
-containerd and image, and expects what runc gives.
+containerd and image, and expects what runc gives; and with rootless under containerd's
+rootless mode (RootlessKit, as the test user), where runc cannot run on this host (ctr's
+default spec asks for cpu shares, and a rootless runc without a cgroup refuses: "cannot set cpu
+limit: container could not join or create cgroup").
 
 containerd's shim reads the runtime's words: `kill` errors containing "container not running"
 (or "no such process") become "process already finished: not found", "does not exist" becomes
@@ -20,27 +23,44 @@ from pathlib import Path
 
 import pytest
 
-from helpers.containerd import CONTAINERD, CTR, IMAGE, RUNTIME_TYPE, running_containerd, write_config
+from helpers.containerd import CONTAINERD, CTR, IMAGE, ROOTLESSKIT, RUNTIME_TYPE, running_containerd, write_config
 from helpers.runtime import RUNC, Runtime
 from helpers.terminal import HeldTerminal
 
 PACKAGING = Path(__file__).resolve().parents[2] / "packaging" / "containerd"
 RUNTIMES = ("rootless", "runc")
+# (containerd's mode, the runtime): runc cannot run under the rootless containerd here.
+SETUPS = (("root", "rootless"), ("root", "runc"), ("rootlesskit", "rootless"))
+
+
+def _need(*tools: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the tests start containerd as root, or as the test user through setpriv")
+    for tool in tools:
+        if not os.access(tool, os.X_OK):
+            pytest.skip(f"{tool} is missing: install Debian's containerd and rootlesskit (tests/run does)")
 
 
 @pytest.fixture(scope="module")
 def containerd(scratch_root, busybox_rootfs, rootless_bin):
-    if os.geteuid() != 0:
-        pytest.skip("containerd runs as root here (its rootless mode needs containerd-rootless.sh, not in Debian 12)")
-    if not (os.access(CONTAINERD, os.X_OK) and os.access(CTR, os.X_OK)):
-        pytest.skip(f"{CONTAINERD} or {CTR} is missing: install Debian's containerd (tests/run does)")
+    """containerd as root, as on a Kubernetes node."""
+    _need(CONTAINERD, CTR)
     yield from running_containerd(scratch_root, busybox_rootfs)
 
 
-@pytest.fixture(params=RUNTIMES)
-def ctr(request, containerd, rootless_bin):
+@pytest.fixture(scope="module")
+def user_containerd(scratch_root, busybox_rootfs, rootless_bin, test_user):
+    """containerd in its rootless mode, as the test user."""
+    _need(CONTAINERD, CTR, ROOTLESSKIT)
+    yield from running_containerd(scratch_root, busybox_rootfs, user=test_user)
+
+
+@pytest.fixture(params=SETUPS, ids=["-".join(setup) for setup in SETUPS])
+def ctr(request, rootless_bin):
     """(containerd, the `ctr run` flags for this runtime); what the test left is removed."""
-    yield containerd, containerd.runtime_flags(rootless_bin if request.param == "rootless" else RUNC)
+    mode, runtime = request.param
+    containerd = request.getfixturevalue("containerd" if mode == "root" else "user_containerd")
+    yield containerd, containerd.runtime_flags(rootless_bin if runtime == "rootless" else RUNC)
     containerd.remove_all()
 
 
@@ -67,9 +87,16 @@ def test_run_exit_code_and_output(ctr):
     containerd, flags = ctr
     task = _id()
     result = containerd.ctr("run", "--rm", *flags, IMAGE, task,
-                            "sh", "-c", "echo out; echo err >&2; id -u; exit 3")
+                            "sh", "-c", "echo out; echo err >&2; id -u; cat /proc/self/uid_map; exit 3")
     assert result.returncode == 3, result.stderr
-    assert result.stdout.splitlines() == ["out", "0"]
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["out", "0"]
+    # As root: no user namespace. Under RootlessKit: its map, the user and its subordinate range.
+    maps = [line.split() for line in lines[2:]]
+    if containerd.user is None:
+        assert maps == [["0", "0", "4294967295"]]
+    else:
+        assert maps[0] == ["0", str(containerd.user.uid), "1"] and len(maps) == 2, maps
     assert result.stderr == "err\n"
     assert task not in containerd.ctr("container", "ls", "-q").stdout.split()
 
@@ -106,9 +133,10 @@ def test_terminal(ctr):
     containerd, flags = ctr
     term = HeldTerminal(30, 100)
     try:
-        proc = subprocess.Popen([CTR, "--address", str(containerd.socket), "run", "--rm", "-t", *flags, IMAGE, _id(),
-                                 "sh", "-c", "tty; [ -t 0 ] && [ -t 1 ] && echo both-ttys; exit 5"],
-                                stdin=term.slave, stdout=term.slave, stderr=term.slave, start_new_session=True)
+        proc = subprocess.Popen(containerd.ctr_command("run", "--rm", "-t", *flags, IMAGE, _id(),
+                                                       "sh", "-c", "tty; [ -t 0 ] && [ -t 1 ] && echo both-ttys; exit 5"),
+                                stdin=term.slave, stdout=term.slave, stderr=term.slave, start_new_session=True,
+                                env=containerd.env())
         assert proc.wait(timeout=60) == 5
         assert term.read_until(b"both-ttys", timeout=10), term.seen
     finally:
@@ -129,8 +157,8 @@ def _vanished(containerd, flags, task):
     operator's `runc delete -f` or a lost state directory leaves)."""
     binary = flags[flags.index("--runc-binary") + 1]
     _run_detached(containerd, flags, task, "sleep", "600")
-    subprocess.run([binary, "--root", str(containerd.runc_root / "default"), "delete", "-f", task], check=True,
-                   capture_output=True)
+    deleted = containerd.run(binary, "--root", containerd.runc_root / "default", "delete", "-f", task)
+    assert deleted.returncode == 0, deleted.stderr
     assert _wait_status(containerd, task, "STOPPED") == "STOPPED"
 
 

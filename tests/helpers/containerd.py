@@ -6,12 +6,14 @@ live under one folder; the system's /etc/containerd, /var/lib/containerd and
 sockets in /run/containerd/s (a fixed path in its shim code), named by a hash of our socket's
 path, so they cannot collide with a system containerd's; each shim removes its own.
 
-It runs as root: containerd's rootless mode needs RootlessKit and the `containerd-rootless.sh`
-wrapper (nerdctl's), and Debian 12 ships RootlessKit 1.1 but not the wrapper. On a host whose
-v1 memory controller must not be written to, it runs in a private mount namespace without that
-controller (helpers.runtime.without_memory_cgroup): runc, as root, makes a memory cgroup per
-container otherwise. The shims it starts, and the container mounts they make, stay in that
-namespace and vanish with it.
+As root (a Kubernetes node's containerd), on a host whose v1 memory controller must not be
+written to, it runs in a private mount namespace without that controller
+(helpers.runtime.without_memory_cgroup): runc, as root, makes a memory cgroup per container
+otherwise. Or in containerd's rootless mode, as an unprivileged user: in the user and mount
+namespaces of RootlessKit (Debian 12's rootlesskit 1.1), set up as nerdctl's
+`containerd-rootless.sh` does (Debian has no such script); ctr then runs inside those
+namespaces too (it mounts the image's snapshot to read its /etc/passwd). Either way the shims,
+and the container mounts they make, stay in that mount namespace and vanish with it.
 
 Images come from the busybox rootfs as an OCI archive made here (helpers.images), imported with
 `ctr image import`: nothing is pulled.
@@ -28,9 +30,11 @@ from pathlib import Path
 
 from helpers.images import rootfs_layer, write_oci_layout
 from helpers.runtime import _kill_processes_mentioning, remove_tree, without_memory_cgroup
+from helpers.users import User, chown_tree, clean_env, command_as
 
 CONTAINERD = "/usr/bin/containerd"
 CTR = "/usr/bin/ctr"
+ROOTLESSKIT = "/usr/bin/rootlesskit"
 RUNTIME_TYPE = "io.containerd.runc.v2"  # the shim CRI's runc handlers use (runtime_type)
 IMAGE = "localhost/busybox:latest"
 
@@ -63,11 +67,12 @@ def write_config(folder: Path, imports: tuple[Path, ...] = (), cri: bool = False
 class Containerd:
     """One containerd under `folder` (made by the caller, empty); start() it, stop() it.
     `as_root` prefixes every command when the tests do not run as root (["sudo", "-n"] in the
-    VM tier)."""
+    VM tier); with `user`, containerd runs in its rootless mode as that user instead."""
 
-    def __init__(self, folder: Path, as_root: tuple[str, ...] = ()):
+    def __init__(self, folder: Path, as_root: tuple[str, ...] = (), user: User | None = None):
         self.folder = Path(folder)
         self.as_root = list(as_root)
+        self.user = user
         self.socket = self.folder / "containerd.sock"
         self.runc_root = self.folder / "runc-root"
         self.fifo_dir = self.folder / "fifo"
@@ -76,11 +81,21 @@ class Containerd:
 
     def start(self, timeout: float = 30) -> None:
         config = write_config(self.folder)
+        if self.user is None:
+            argv = self.as_root + without_memory_cgroup([CONTAINERD, "--config", str(config)])
+        else:
+            chown_tree(self.folder, self.user)
+            # /run becomes a tmpfs of the namespace whose entries link to the host's; the link to
+            # a root containerd's /run/containerd goes so the shims can make their own (the
+            # host's stays).
+            argv = command_as(self.user, [
+                ROOTLESSKIT, "--net=host", "--copy-up=/run", f"--state-dir={self.folder / 'rootlesskit'}",
+                "sh", "-c", 'rm -f /run/containerd && exec "$0" --config "$1"', CONTAINERD, str(config)])
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(self.as_root + without_memory_cgroup([CONTAINERD, "--config", str(config)]),
-                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                         start_new_session=True, env=self.env())
         deadline = time.monotonic() + timeout
-        while self.ctr("version", timeout=10).returncode != 0:
+        while not self.ready() or self.ctr("version", timeout=10).returncode != 0:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"containerd did not start (exit {self.proc.poll()}):\n{self.log()}")
             time.sleep(0.1)
@@ -88,14 +103,35 @@ class Containerd:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
 
+    def env(self) -> dict[str, str] | None:
+        return None if self.user is None else clean_env(self.user)
+
+    def ready(self) -> bool:
+        """RootlessKit's namespaces exist (always, as root)."""
+        return self.user is None or (self.folder / "rootlesskit" / "child_pid").exists()
+
+    def prefix(self) -> list[str]:
+        """What runs a command as containerd's peer: as root, or as the user in RootlessKit's
+        namespaces."""
+        if self.user is None:
+            return self.as_root
+        child = (self.folder / "rootlesskit" / "child_pid").read_text().strip()
+        return command_as(self.user, ["nsenter", "-U", "--preserve-credentials", "-m", "-t", child])
+
+    def ctr_command(self, *args) -> list[str]:
+        return [*self.prefix(), CTR, "--address", str(self.socket), *map(str, args)]
+
     def ctr(self, *args, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:
         """`ctr ARGS` against this containerd; stdout and stderr captured as text (through files:
         a detached task's shim must not hold a pipe of ours)."""
+        return self.run(CTR, "--address", self.socket, *args, timeout=timeout, **kwargs)
+
+    def run(self, *argv, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:
+        """`argv` as containerd's peer (prefix()), captured as ctr() does."""
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             kwargs.setdefault("stdin", subprocess.DEVNULL)
-            proc = subprocess.run([*self.as_root, CTR, "--address", str(self.socket), *map(str, args)], stdout=out,
-                                  stderr=err,
-                                  timeout=timeout, **kwargs)
+            proc = subprocess.run([*self.prefix(), *map(str, argv)], stdout=out, stderr=err, timeout=timeout,
+                                  env=self.env(), **kwargs)
             out.seek(0)
             err.seek(0)
             return subprocess.CompletedProcess(proc.args, proc.returncode, out.read().decode(errors="replace"),
@@ -156,32 +192,29 @@ class Containerd:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 if self.as_root:  # containerd is sudo's child
-                    self.root_command("pkill", "-KILL", "-P", str(self.proc.pid))
+                    self.run("pkill", "-KILL", "-P", self.proc.pid)
                 self.proc.kill()
                 self.proc.wait()
                 problems.append("containerd did not exit on SIGTERM")
         if self.as_root:  # root's files: the caller cannot remove them
-            self.root_command("rm", "-rf", "--one-file-system", str(self.folder))
+            self.run("rm", "-rf", "--one-file-system", self.folder)
             return problems
         problems += _kill_processes_mentioning(self.folder)
         problems += remove_tree(self.folder)
         return problems
 
-    def root_command(self, *argv: str) -> subprocess.CompletedProcess:
-        return subprocess.run([*self.as_root, *argv], capture_output=True, text=True, timeout=60)
 
-
-def make_containerd(parent: Path, as_root: tuple[str, ...] = ()) -> Containerd:
+def make_containerd(parent: Path, as_root: tuple[str, ...] = (), user: User | None = None) -> Containerd:
     folder = Path(tempfile.mkdtemp(prefix="containerd-", dir=parent))
     os.chmod(folder, 0o711)
-    return Containerd(folder, as_root)
+    return Containerd(folder, as_root, user)
 
 
-def running_containerd(parent: Path, rootfs: Path, as_root: tuple[str, ...] = (),
+def running_containerd(parent: Path, rootfs: Path, as_root: tuple[str, ...] = (), user: User | None = None,
                        timeout: float = 30) -> Iterator[Containerd]:
     """For a fixture: a started containerd with `rootfs` imported as IMAGE; stopped after, and
     anything it left fails the fixture."""
-    daemon = make_containerd(parent, as_root)
+    daemon = make_containerd(parent, as_root, user)
     try:
         daemon.start(timeout)
         daemon.import_rootfs(rootfs)
