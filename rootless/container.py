@@ -143,16 +143,24 @@ def _kill_all(record: dict) -> None:
             pass
 
 
+def _cgroup_pids(record: dict) -> list[int] | None:
+    """The PIDs in the container's cgroup, None when it has none."""
+    cgroup = _cgroup(record)
+    if not cgroup:
+        return None
+    from rootless.cgroups import fs
+    return sorted(fs.procs(cgroup))
+
+
 def container_pids(record: dict) -> list[int]:
     """Every host PID of the container: its cgroup's when it has one, else its PID namespace
     when it has one, else the init's tree."""
     pid = record["pid"]
     if not procfs.is_alive(pid, record.get("pid_start")):
         return []
-    cgroup = _cgroup(record)
-    if cgroup:
-        from rootless.cgroups import fs
-        return sorted(fs.procs(cgroup))
+    in_cgroup = _cgroup_pids(record)
+    if in_cgroup is not None:
+        return in_cgroup
     if "pid" in record.get("namespaces", {}).get("new", []):
         return procfs.pids_in_pid_namespace(pid)
     return procfs.descendants(pid)
@@ -160,9 +168,15 @@ def container_pids(record: dict) -> list[int]:
 
 def kill(cdir: state.ContainerDir, record: dict, signum: int, every: bool = False) -> None:
     current = state.status(cdir, record)
-    if current == "stopped":
+    if current == "stopped" and every:
+        # As runc (1.1 and current): what is left in the cgroup gets the signal and kill
+        # succeeds. containerd's shim sends `kill --all ID 9` once the init of a container
+        # without a PID namespace of its own has exited, and logs an error if it fails.
+        targets = _cgroup_pids(record) or []
+    elif current == "stopped":
         raise RootlessError(f"container not running: {cdir.id}")  # containerd matches "container not running"
-    targets = container_pids(record) if every else [record["pid"]]
+    else:
+        targets = container_pids(record) if every else [record["pid"]]
     for pid in targets:
         try:
             os.kill(pid, signum)

@@ -56,6 +56,10 @@ def find_executable(name: str, env: dict, cwd: str = "/") -> str:
             raise RootlessError(f'exec: "{name}": stat {path}: {err.strerror.lower()}') from None
         if stat.S_ISDIR(mode):
             raise RootlessError(f'exec: "{name}": is a directory')
+        if not mode & 0o111:
+            # Go's LookPath (runc's) refuses it, so create fails, not start; podman maps
+            # "permission denied" to exit 126.
+            raise RootlessError(f'exec: "{name}": permission denied')
         return path
     # No PATH (or an empty one) searches nowhere, as Go's exec.LookPath in runc's init does:
     # a bare name then fails in runc's words.

@@ -31,6 +31,12 @@ _HIDE_MEMORY_CGROUP = ["unshare", "--mount", "--propagation", "private", "--",
                        "sh", "-c", f'umount -l {MEMORY_CGROUP_V1} && exec "$@"', "sh"]
 
 
+def without_memory_cgroup(argv: list[str]) -> list[str]:
+    """`argv` (run as root) in a private mount namespace without the v1 memory controller, on
+    hosts that mount one; unchanged elsewhere."""
+    return _HIDE_MEMORY_CGROUP + argv if os.path.ismount(MEMORY_CGROUP_V1) else argv
+
+
 class RuntimeFailed(subprocess.CalledProcessError):
     def __str__(self) -> str:
         return f"{super().__str__()}\nstdout: {self.stdout}\nstderr: {self.stderr}"
@@ -61,9 +67,7 @@ class Runtime:
         if self.binary is None:
             pytest.skip("the rootless command is not installed: run tests/run (or set ROOTLESS_BIN)")
         argv = command_as(self.user, [self.binary, "--root", str(self.state_root), *map(str, args)])
-        if self.user.is_root and os.path.ismount(MEMORY_CGROUP_V1):
-            argv = _HIDE_MEMORY_CGROUP + argv
-        return argv
+        return without_memory_cgroup(argv) if self.user.is_root else argv
 
     def python_command(self, code: str) -> list[str]:
         """The argv that runs Python `code` with the runtime's own interpreter (its venv, where

@@ -104,16 +104,12 @@ def test_preserve_fds_beyond_open(runtime):
 @pytest.mark.parametrize("args, message", [
     (["/bin/echo", "a" * (1 << 20)], "exec /bin/echo: argument list too long"),
     (["/not-elf"], "exec /not-elf: exec format error"),
-    (["/not-executable"], "exec /not-executable: permission denied"),
 ])
 def test_failed_execve_is_reported(runtime, busybox_rootfs, verb, args, message):
     """runc prints these words from its init on the container's stderr and `start` exits 0; here
     start and run report them, in one line, and fail."""
     rt = runtime
-    for name, mode in (("not-elf", 0o755), ("not-executable", 0o644)):
-        if not (busybox_rootfs / name).exists():
-            (busybox_rootfs / name).write_text("plain text\n")
-            os.chmod(busybox_rootfs / name, mode)
+    _plain_files(busybox_rootfs)
     bundle = rt.bundle(args)
     container_id = rt.new_id()
     if verb == "start":
@@ -123,6 +119,24 @@ def test_failed_execve_is_reported(runtime, busybox_rootfs, verb, args, message)
         result = rt.run("run", "--bundle", bundle, container_id)
     _one_line(result, message)
     rt.run("delete", "-f", container_id)
+    rt.assert_no_leaks(container_id, bundle=bundle)
+
+
+def _plain_files(rootfs):
+    for name, mode in (("not-elf", 0o755), ("not-executable", 0o644)):
+        if not (rootfs / name).exists():
+            (rootfs / name).write_text("plain text\n")
+            os.chmod(rootfs / name, mode)
+
+
+def test_not_executable_is_refused_at_create(runtime, busybox_rootfs):
+    """A file without an execute bit fails Go's LookPath in runc's init, before `create` returns
+    (containerd then reports "OCI runtime create failed", podman exit 126): so here."""
+    rt = runtime
+    _plain_files(busybox_rootfs)
+    bundle = rt.bundle(["/not-executable"])
+    container_id = rt.new_id()
+    _one_line(rt.run("create", "--bundle", bundle, container_id), 'exec: "/not-executable": permission denied')
     rt.assert_no_leaks(container_id, bundle=bundle)
 
 

@@ -191,3 +191,24 @@ def test_capabilities_are_named_as_linux_names_them():
     assert become.capability_numbers(names, "bounding", warnings.append, last=39) == [5, 39]
     unknown = [w.partition("unknown capability ")[2].partition(",")[0] for w in warnings]
     assert unknown == ["CAP_EFFECTIVE", "CAP_LAST_CAP", "CAP_CHECKPOINT_RESTORE", "CAP_EFFECTIVE", "CAP_LAST_CAP"]
+
+
+def test_find_executable_refuses_what_gos_lookpath_refuses(tmp_path):
+    """runc's init looks the program up with Go's LookPath before `create` returns: a path
+    without an execute bit is "permission denied" (podman: exit 126), a bare name not on PATH
+    "executable file not found in $PATH" (exit 127)."""
+    from rootless.errors import RootlessError
+    from rootless.process import become
+    plain, program = tmp_path / "plain", tmp_path / "program"
+    plain.write_text("data\n")
+    program.write_text("#!/bin/sh\n")
+    os.chmod(plain, 0o644)
+    os.chmod(program, 0o700)
+    assert become.find_executable(str(program), {}) == str(program)
+    assert become.find_executable("program", {"PATH": str(tmp_path)}) == str(program)
+    for name, env, words in ((str(plain), {}, f'exec: "{plain}": permission denied'),
+                             ("plain", {"PATH": str(tmp_path)}, 'exec: "plain": executable file not found in $PATH'),
+                             (str(tmp_path / "missing"), {}, "no such file or directory")):
+        with pytest.raises(RootlessError) as err:
+            become.find_executable(name, env)
+        assert words in err.value.message
