@@ -185,12 +185,7 @@ def kill(cdir: state.ContainerDir, record: dict, signum: int, every: bool = Fals
 
 
 def wait_stopped(record: dict, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while procfs.is_alive(record["pid"], record.get("pid_start")):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
+    return procfs.wait_gone(record["pid"], record.get("pid_start"), timeout)
 
 
 def delete(cdir: state.ContainerDir, record: dict, force: bool, warn=None) -> None:

@@ -326,6 +326,10 @@ def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | Non
             _reap(pids["stage"])
         if pids["init"] and subreaper:
             _reap(pids["init"])
+        elif pids["init"]:
+            # Not our child: SIGKILL is only queued, and a dying init (its mounts and namespaces
+            # torn down) outlived the CLI under load. A failed create leaves no process.
+            procfs.wait_gone(pids["init"], None, timeout=10.0)
         if not isinstance(job.cgroup, dict):
             try:
                 job.cgroup.remove()

@@ -3,6 +3,7 @@ and the one way the runtime writes to /proc (write_once, checked to land on proc
 
 import errno
 import os
+import time
 
 from rootless import paths
 from rootless.errors import SyscallError
@@ -61,6 +62,17 @@ def is_alive(pid: int, expected_start: int | None, proc: str = paths.PROC) -> bo
     if fields is None or fields[0] in ("Z", "X"):
         return False
     return expected_start is None or int(fields[19]) == expected_start
+
+
+def wait_gone(pid: int, expected_start: int | None, timeout: float) -> bool:
+    """Wait until PID no longer runs (gone, or a zombie awaiting its parent): what a killed
+    process that is not our child allows. False when it still runs after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while is_alive(pid, expected_start):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.002)
+    return True
 
 
 def ns_inode(pid: int, nstype: str, proc: str = paths.PROC) -> int | None:
