@@ -71,7 +71,8 @@ def test_pause_and_resume_freeze_the_cgroup(handler):
 
 def test_metrics_read_the_tasks_cgroup(handler):
     containerd, flags = handler
-    task, pid = _run(containerd, flags, "sh", "-c", "sleep 600 & sleep 600")
+    # busybox's sh execs a last simple command: `wait` keeps the shell, so there are three.
+    task, pid = _run(containerd, flags, "sh", "-c", "sleep 600 & sleep 600 & wait")
     assert wait_until(lambda: int(read(cgroup_of(pid) / "pids.current")) == 3, timeout=60)
     shown = containerd.ctr("task", "metrics", task, timeout=120)
     assert shown.returncode == 0, shown.stderr
@@ -86,7 +87,7 @@ def test_kill_all_after_exit_reaches_what_the_init_left(handler):
     containerd, flags = handler
     marker = "7%d" % (time.time_ns() % 100000)
     task, pid = _run(containerd, ["--with-ns", "pid:/proc/1/ns/pid", *flags],
-                     "sh", "-c", f"sleep {marker} & sleep 1; exit 0")
+                     "sh", "-c", f"sleep {marker} & sleep 30; exit 0")  # 30 s: time to read its cgroup under TCG
     cgroup = cgroup_of(pid)
     assert wait_until(lambda: containerd.status(task) == "STOPPED", timeout=120)
 
