@@ -90,7 +90,11 @@ def main_and_exit(main=main) -> None:
     finalization (module teardown and garbage collection cost 1 to 2 ms per call, and podman
     calls the runtime several times per container). Output is flushed first; nothing else needs
     an orderly shutdown."""
-    code = main(sys.argv[1:])
+    exit_without_teardown(main(sys.argv[1:]))
+
+
+def exit_without_teardown(code: int) -> None:
+    """Flush stdout and stderr, then leave with code, skipping the interpreter's teardown."""
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
