@@ -222,13 +222,21 @@ def signal_all(path: str, signum: int) -> None:
 def kill_all(path: str, timeout: float = 10.0) -> None:
     """SIGKILL everything in the cgroup with no chance to escape by forking: freeze, kill
     (cgroup.kill where the kernel has it, 5.14, else each process), thaw so the signals are
-    delivered. Waits until the cgroup is empty."""
-    freeze(path, True, timeout)
-    if os.path.exists(os.path.join(path, "cgroup.kill")):
-        write(path, "cgroup.kill", "1")
-    else:
-        signal_all(path, 9)
-    freeze(path, False, timeout)
+    delivered. Waits until the cgroup is empty.
+
+    The cgroup may vanish at any step: systemd collects a transient scope as soon as its
+    last process is gone, which is what killing it achieves. A cgroup that is gone is empty."""
+    try:
+        freeze(path, True, timeout)
+        if os.path.exists(os.path.join(path, "cgroup.kill")):
+            write(path, "cgroup.kill", "1")
+        else:
+            signal_all(path, 9)
+        freeze(path, False, timeout)
+    except RootlessError:
+        if os.path.isdir(path):
+            raise
+        return
     deadline = time.monotonic() + timeout
     while procs(path):
         if time.monotonic() > deadline:

@@ -178,6 +178,28 @@ def test_pause_resume_kill_update_destroy(tree, tmp_path) -> None:
     assert tree.killed == [4242] and not Path(cgroup.path).exists()
 
 
+def test_kill_all_of_a_scope_systemd_collects_once_empty(tree, tmp_path, monkeypatch) -> None:
+    # systemd removes a transient scope as soon as its last process is gone: the thaw that
+    # follows cgroup.kill finds no directory (seen in the VM tier, `delete --force`).
+    cgroup, _ = make(tree, tmp_path, {})
+    write = fs.write
+
+    def kill_then_collect(path, name, value):
+        write(path, name, value)
+        if name == "cgroup.kill":
+            tree.rmdir(path)
+    monkeypatch.setattr(fs, "write", kill_then_collect)
+    fs.kill_all(cgroup.path)
+    assert tree.killed == [4242] and not Path(cgroup.path).exists()
+
+
+def test_kill_all_still_fails_on_a_cgroup_that_is_there(tree, tmp_path, monkeypatch) -> None:
+    cgroup, _ = make(tree, tmp_path, {})
+    Path(cgroup.path, "cgroup.freeze").unlink()
+    with pytest.raises(RootlessError, match="cgroup.freeze"):
+        fs.kill_all(cgroup.path)
+
+
 def test_verbs_without_a_cgroup_say_why() -> None:
     record = {"id": "c", "cgroup": {"driver": "none", "reason": "hybrid host"}}
     with pytest.raises(RootlessError, match=r"cannot pause container c: it has no cgroup of its own \(hybrid host\)"):
