@@ -33,7 +33,7 @@ _CANNOT_START = {"running": "cannot start an already running container",
                  "stopped": "cannot start a container that has stopped"}
 
 
-def start(cdir: state.ContainerDir, record: dict, notify_to: str | None = None):
+def start(cdir: state.ContainerDir, record: dict, notify_to: str | None = None, released: bytes | None = None):
     """Release the init waiting on exec.fifo (see rootless.create.protocol), then run the poststart
     hooks. A failing poststart hook is an error and stops the container (runtime.md, lifecycle
     step 9); `delete` then runs the poststop hooks.
@@ -41,16 +41,42 @@ def start(cdir: state.ContainerDir, record: dict, notify_to: str | None = None):
     notify_to: the caller's NOTIFY_SOCKET. For a container created with one, the socket the
     container notifies is bound before the release and returned, for
     rootless.notify.relay_until_ready (after the lock is released: a `kill` must not wait for
-    READY=1). Otherwise returns None."""
-    current = state.status(cdir, record)
-    if current != "created":
-        # runc's words (clients match them), then the id
-        raise RootlessError(_CANNOT_START.get(current, f"cannot start a container in the {current} state")
-                            + f": {cdir.id}")
+    READY=1). Otherwise returns None.
+
+    released: what the init answered, when the compiled front (rootless/front/front.c) released
+    it already and hands what followed to Python (it does so for every answer but a plain "0")."""
     listener = None
-    if notify_to and record.get("notify"):
-        from rootless import notify
-        listener = notify.listen(cdir.path)
+    if released is None:
+        current = state.status(cdir, record)
+        if current != "created":
+            # runc's words (clients match them), then the id
+            raise RootlessError(_CANNOT_START.get(current, f"cannot start a container in the {current} state")
+                                + f": {cdir.id}")
+        if notify_to and record.get("notify"):
+            from rootless import notify
+            listener = notify.listen(cdir.path)
+    answer = _release(cdir, record) if released is None else released
+    if answer.startswith(b"1"):
+        raise RootlessError(f"cannot start container {cdir.id}: {answer[1:].decode(errors='replace')}")
+    if not answer.startswith(b"0"):
+        raise RootlessError(f"cannot start container {cdir.id}: its init exited")
+    number, _, path = answer[2:].partition(b" ")
+    if answer[1:2] == b"e" and number.isdigit():
+        # The execve of the process failed (rootless.create.init keeps the fifo open until it
+        # succeeds): runc's words, `exec PATH: strerror`.
+        raise RootlessError(f"exec {path.decode(errors='replace')}: {os.strerror(int(number)).lower()}")
+    try:
+        _run_hooks(cdir, record, "poststart", "running")
+    except RootlessError as err:
+        _kill_all(record)
+        raise RootlessError(f"cannot start container {cdir.id}: {err.message} (the container was stopped)") from None
+    return listener
+
+
+def _release(cdir: state.ContainerDir, record: dict) -> bytes:
+    """Read what the init writes to exec.fifo, which releases it: "0" and then nothing (its
+    execve closed the fifo), "0e ERRNO PATH" (the execve failed), "1" and why a startContainer
+    hook failed; nothing when the init died first. The fifo goes, whatever the answer."""
     # Non-blocking open: the reader never waits for a writer. Linux reports no hang-up on a fifo
     # that never had a writer, so poll waits until the init writes, while we watch the init.
     fd = os.open(cdir.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -60,31 +86,16 @@ def start(cdir: state.ContainerDir, record: dict, notify_to: str | None = None):
         poller.register(fd, select.POLLIN | select.POLLHUP)
         while not poller.poll(100):
             if not procfs.is_alive(record["pid"], record.get("pid_start")):
-                raise RootlessError(f"cannot start container {cdir.id}: its init exited")
+                return b""
         fault("start:ready")
-        answer = os.read(fd, 4096)  # "0", or "1" and why a startContainer hook failed
-        if answer.startswith(b"1"):
-            raise RootlessError(f"cannot start container {cdir.id}: {answer[1:].decode(errors='replace')}")
-        if not answer.startswith(b"0"):
-            raise RootlessError(f"cannot start container {cdir.id}: its init exited")
-        answer += _read_to_end(fd, record)
-        number, _, path = answer[2:].partition(b" ")
-        if answer[1:2] == b"e" and number.isdigit():
-            # The execve of the process failed (rootless.create.init keeps the fifo open until it
-            # succeeds): runc's words, `exec PATH: strerror`.
-            raise RootlessError(f"exec {path.decode(errors='replace')}: {os.strerror(int(number)).lower()}")
+        answer = os.read(fd, 4096)
+        return answer + _read_to_end(fd, record) if answer.startswith(b"0") else answer
     finally:
         os.close(fd)
         try:
             os.unlink(cdir.fifo)
         except FileNotFoundError:
             pass
-    try:
-        _run_hooks(cdir, record, "poststart", "running")
-    except RootlessError as err:
-        _kill_all(record)
-        raise RootlessError(f"cannot start container {cdir.id}: {err.message} (the container was stopped)") from None
-    return listener
 
 
 def _read_to_end(fd: int, record: dict) -> bytes:

@@ -1,10 +1,12 @@
-"""The container's state directory: ROOT/ID/{state.json, exec.fifo}.
+"""The container's state directory: ROOT/ID/{state.json, exec.fifo, front}.
 
 - The directory is made with mkdir, so two creates of one id cannot both succeed.
 - state.json is written to a temporary name and renamed, so readers never see half a file.
 - Commands that change a container hold an exclusive flock on its directory.
 - The status is derived, not stored: the init's PID plus its start time identify it (a reused
   PID is never mistaken for it); exec.fifo exists until `start` consumes it.
+- `front` is what the compiled front reads instead of state.json (rootless/front/view.py),
+  written with it; the front derives the status as status() below does.
 """
 
 import fcntl
@@ -150,11 +152,15 @@ class ContainerDir:
         with open(temporary, "w") as f:
             f.write(json.dumps(state))
         os.rename(temporary, final)
-        if name == STATE_FILE and state.get("pid_start"):
+        if name != STATE_FILE:
+            return
+        if state.get("pid_start"):
             try:
                 os.symlink(f"{state['pid']} {state['pid_start']}", os.path.join(self.path, INIT_LINK))
             except FileExistsError:
                 pass
+        from rootless.front import view
+        view.write(self.path, state, state_text(state, "stopped"), os.stat(final))
 
     def save_config(self, config: dict) -> None:
         """config.json as the container was created from it (with the flags' annotations):
@@ -241,7 +247,10 @@ def write_pid_file(path: str, pid: int) -> None:
 def oci_state(cdir: ContainerDir, state: dict, with_owner: bool = False) -> dict:
     """The state JSON `rootless state` prints: OCI's fields plus runc's rootfs, created, owner.
     runc fills the owner only for `list` (with_owner); its `state` prints "owner": ""."""
-    current = status(cdir, state)
+    return oci_fields(state, status(cdir, state), with_owner)
+
+
+def oci_fields(state: dict, current: str, with_owner: bool = False) -> dict:
     result = {
         "ociVersion": state["ociVersion"],
         "id": state["id"],
@@ -255,3 +264,8 @@ def oci_state(cdir: ContainerDir, state: dict, with_owner: bool = False) -> dict
     if state.get("annotations"):
         result["annotations"] = state["annotations"]
     return result
+
+
+def state_text(state: dict, current: str) -> str:
+    """What `rootless state` prints for a container in status `current`."""
+    return json.dumps(oci_fields(state, current), indent=2) + "\n"

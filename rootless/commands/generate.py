@@ -18,6 +18,10 @@ def _runtime_argv() -> list[str]:
     """How the unit calls this runtime: the command that is running now, by its absolute path
     (a venv's bin/rootless stays the venv's), or this interpreter with -m."""
     argv0 = sys.argv[0] if sys.argv else ""
+    if os.path.basename(argv0) == "rootless-python":
+        # the launcher the compiled front ran (packaging/install-deps): the command is the front
+        front = os.path.join(os.path.dirname(argv0), "rootless")
+        argv0 = front if os.path.isfile(front) else argv0
     if argv0 and os.path.basename(argv0) != "__main__.py" and os.path.isfile(argv0):
         return [os.path.abspath(argv0)]
     return [sys.executable, "-m", "rootless"]

@@ -1,9 +1,10 @@
-from rootless import jsonlite as json
+import sys
 
 from rootless import state
 
 
 def run(ctx, parsed) -> int:
     cdir = state.ContainerDir(ctx.root, parsed.args["id"])
-    print(json.dumps(state.oci_state(cdir, cdir.load()), indent=2))
+    record = cdir.load()
+    sys.stdout.write(state.state_text(record, state.status(cdir, record)))
     return 0

@@ -150,10 +150,19 @@ class _OpenHow(ctypes.Structure):
     _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
 
 
+_OPENAT2_TRIES = 128
+
+
 def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0, *, shown: str | None = None) -> int:
     """openat2(2): resolve `path` below `dirfd` as the kernel does, symlinks included."""
     how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
-    fd = _libc.syscall(_NR["openat2"], dirfd, _b(path), ctypes.byref(how), ctypes.sizeof(how))
+    for _ in range(_OPENAT2_TRIES):
+        fd = _libc.syscall(_NR["openat2"], dirfd, _b(path), ctypes.byref(how), ctypes.sizeof(how))
+        # EAGAIN: with RESOLVE_IN_ROOT or RESOLVE_BENEATH, a rename or mount anywhere on the
+        # host raced the walk through "..", and the kernel could not vouch for it. Retrying is
+        # the documented answer (openat2(2)); a busy host does this now and then.
+        if fd >= 0 or ctypes.get_errno() != errno.EAGAIN:
+            break
     return _check(fd, "openat2", shown or path)
 
 

@@ -103,12 +103,20 @@ def test_rlx_loads_httpx_only_to_pull() -> None:
     assert result.stdout.strip() == ""
 
 
-@pytest.mark.parametrize("script", ["rootless", "rootless-recvtty"])
+def test_the_installed_command_is_the_compiled_front(rootless_bin: str) -> None:
+    """packaging/install-deps installs rootless/front/front.c's program as `rootless` (gcc is
+    among the packages it installs) and the Python launcher beside it as rootless-python."""
+    path = Path(rootless_bin).parent
+    assert (path / "rootless").read_bytes()[:4] == b"\x7fELF"
+    assert (path / "rootless-python").read_text().startswith("#!")
+
+
+@pytest.mark.parametrize("script", ["rootless-python", "rootless-recvtty"])
 def test_the_installed_scripts_start_without_site_and_find_the_venvs_packages(rootless_bin: str, script: str) -> None:
     """packaging/install-deps writes `-IS` into the scripts' first line; each script then puts
     the venv's site-packages on sys.path itself. Its preamble, run as the kernel would run it
     (the interpreter and the flags of its first line), finds every dependency, and the command
-    itself works: `features` loads the seccomp binding from there."""
+    itself works, through the front: `features` loads the seccomp binding from there."""
     path = Path(rootless_bin).parent / script
     interpreter, flags = path.read_text().splitlines()[0][2:].split(" ")
     assert flags == "-IS"
@@ -119,7 +127,7 @@ def test_the_installed_scripts_start_without_site_and_find_the_venvs_packages(ro
             "print(sys.flags.no_site, sys.flags.isolated, 'site' in sys.modules)\n")
     result = subprocess.run([interpreter, flags, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["1", "1", "False"]
-    if script == "rootless":
-        features = subprocess.run([str(path), "features"], capture_output=True, text=True,
+    if script == "rootless-python":
+        features = subprocess.run([str(path.parent / "rootless"), "features"], capture_output=True, text=True,
                                   env={"ROOTLESS_SECCOMP_CACHE": "", "PATH": "/usr/bin:/bin"})
         assert features.returncode == 0 and "SCMP_ARCH_X86_64" in features.stdout, features.stderr
