@@ -26,10 +26,13 @@ CAPABILITY = "security.capability"
 
 def map_key(target: dict) -> str:
     """The store's name of a target map: the same map always gets the same key."""
-    import hashlib
+    try:  # the builtin module: hashlib loads OpenSSL, about 6 ms on every keep-id run
+        from _sha256 import sha256
+    except ImportError:
+        from hashlib import sha256
     text = repr([sorted((m["containerID"], m["hostID"], m["size"]) for m in target[k])
                  for k in ("uidMappings", "gidMappings")])
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return sha256(text.encode()).hexdigest()[:16]
 
 
 def segments(store_maps: list[dict], target_maps: list[dict]) -> list[tuple[int, int, int]]:
@@ -55,15 +58,15 @@ def shift(segs: list[tuple[int, int, int]], image_id: int) -> int:
 def mapped_layers(store, layers: list[str], target: dict, *, debug=lambda message: None) -> list[str]:
     """The chowned copies of `layers` (store layer paths, bottom first) for the map `target`
     ({"uidMappings", "gidMappings"} as config.json has it), made now where missing."""
-    import contextlib
-    import time
-    from rootless.images import userns
     key = map_key(target)
     folder = os.path.join(store.root, "mapped", key)
     wanted = [os.path.join(folder, os.path.basename(layer)) for layer in layers]
     if all(os.path.isdir(path) for path in wanted):
         debug(f"keep-id: the layers' copies for map {key} are in the store")
         return wanted
+    import contextlib  # only when copying: `rlx run` reuses the copies without these (about 25 ms)
+    import time
+    from rootless.images import userns
     os.makedirs(folder, mode=0o700, exist_ok=True)
     plan = store.idmap()
     store_maps = userns.plan_to_json(plan)
