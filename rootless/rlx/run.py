@@ -31,9 +31,11 @@ def register(app) -> None:
     import inspect
     import typer
     from rootless.rlx.runflags import FLAGS
+    from rootless.rlx import complete
     types = {"flag": bool, "value": str, "multi": list[str], "int": int, "float": float}
     params = [inspect.Parameter("source", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str, default=typer.Argument(
-                  ..., metavar="SOURCE", help="An image, an image archive, a rootfs directory or tarball, or `host`.")),
+                  ..., metavar="SOURCE", help="An image, an image archive, a rootfs directory or tarball, or `host`.",
+                  autocompletion=complete.sources)),
               inspect.Parameter("command", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=list[str],
                                 default=typer.Argument(None, metavar="[COMMAND...]", help="Instead of the image's Cmd."))]
     # rich reads "[...]" as markup; plain help (NO_COLOR, no terminal: main.py) prints it as it is.
