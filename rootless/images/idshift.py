@@ -100,7 +100,7 @@ def _copy_all(todo, uids, gids) -> None:
 
 
 def _copy_tree(src: str, dst: str, uids, gids, links: dict) -> None:
-    import shutil
+    from rootless.images import flatten
     os.mkdir(dst, 0o700)
     with os.scandir(src) as entries:
         for entry in entries:
@@ -109,25 +109,8 @@ def _copy_tree(src: str, dst: str, uids, gids, links: dict) -> None:
             if stat.S_ISDIR(st.st_mode):
                 _copy_tree(entry.path, target, uids, gids, links)
                 continue
-            key = (st.st_dev, st.st_ino)
-            if st.st_nlink > 1 and key in links:
-                os.link(links[key], target, follow_symlinks=False)  # the inode's owner is set once
-                continue
-            if stat.S_ISREG(st.st_mode):
-                shutil.copyfile(entry.path, target, follow_symlinks=False)
-            elif stat.S_ISLNK(st.st_mode):
-                os.symlink(os.readlink(entry.path), target)
-            elif stat.S_ISFIFO(st.st_mode):
-                os.mkfifo(target, 0o600)
-            elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
-                # whiteouts (0:0) only: a user namespace may make no other device, and
-                # unpacking skipped them for that reason
-                os.mknod(target, stat.S_IFMT(st.st_mode) | 0o600, st.st_rdev)
-            else:
-                continue  # sockets are never in a layer
-            if st.st_nlink > 1:
-                links[key] = target
-            _attributes(entry.path, target, st, uids, gids)
+            if flatten.copy_entry(entry.path, target, st, links):
+                _attributes(entry.path, target, st, uids, gids)
     _attributes(src, dst, os.lstat(src), uids, gids)
 
 

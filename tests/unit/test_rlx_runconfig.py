@@ -240,3 +240,24 @@ def test_a_refused_overlay_is_started_again_over_a_copy(monkeypatch, tmp_path) -
     with pytest.raises(RootlessError, match="proc"):
         run._with_fallback(None, record, other)
     assert len(copies) == 1, "only the overlay's refusal falls back"
+
+
+def test_a_layer_copy_is_whole_or_absent(tmp_path) -> None:
+    """Built in tmp/, renamed when complete: a failure leaves neither the copy nor its temporary."""
+    from rootless.images import idshift
+    layer = tmp_path / "layer"
+    (layer / "d").mkdir(parents=True)
+    (layer / "d/f").write_text("x")
+    os.link(layer / "d/f", layer / "d/hard")
+    os.symlink("f", layer / "d/link")
+    os.chmod(layer / "d/f", 0o4750)
+    ok = [(str(layer), str(tmp_path / "tmp-ok"), str(tmp_path / "copy"))]
+    idshift._copy_all(ok, [], [])
+    copy = tmp_path / "copy"
+    assert (copy / "d/f").stat().st_ino == (copy / "d/hard").stat().st_ino and os.readlink(copy / "d/link") == "f"
+    assert (copy / "d/f").stat().st_mode & 0o7777 == 0o4750 and not (tmp_path / "tmp-ok").exists()
+    broken = [(str(layer), str(tmp_path / "tmp-1"), str(tmp_path / "whole")),
+              (str(tmp_path / "gone"), str(tmp_path / "tmp-2"), str(tmp_path / "never"))]
+    with pytest.raises(FileNotFoundError):
+        idshift._copy_all(broken, [], [])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy", "layer", "whole"]
