@@ -60,26 +60,36 @@ def _apply(src: str, dst: str, links: dict, top: bool = False) -> None:
                 _attributes(entry.path, target, st)
                 continue
             _remove(target)
-            key = (st.st_dev, st.st_ino)
-            if st.st_nlink > 1 and key in links:
-                os.link(links[key], target, follow_symlinks=False)
-                continue
-            if stat.S_ISREG(st.st_mode):
-                import shutil  # here: `rlx run` reads /etc/passwd through this module, and copies nothing
-                shutil.copyfile(entry.path, target, follow_symlinks=False)
-            elif stat.S_ISLNK(st.st_mode):
-                os.symlink(os.readlink(entry.path), target)
-            elif stat.S_ISFIFO(st.st_mode):
-                os.mkfifo(target, 0o600)
-            elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
-                os.mknod(target, stat.S_IFMT(st.st_mode) | 0o600, st.st_rdev)
-            else:
-                continue  # sockets are never in a layer
-            if st.st_nlink > 1:
-                links[key] = target
-            _attributes(entry.path, target, st)
+            if copy_entry(entry.path, target, st, links):
+                _attributes(entry.path, target, st)
     if top:
         _attributes(src, dst, os.lstat(src))
+
+
+def copy_entry(src: str, target: str, st: os.stat_result, links: dict) -> bool:
+    """A layer's non-directory entry at `target` (which does not exist): a hard link to the
+    copy made before of the same inode (links: (dev, ino) -> that copy), else a new file of its
+    kind. True when a new inode was made: its owner, mode, xattrs and times are the caller's
+    to set (once per inode)."""
+    key = (st.st_dev, st.st_ino)
+    if st.st_nlink > 1 and key in links:
+        os.link(links[key], target, follow_symlinks=False)
+        return False
+    if stat.S_ISREG(st.st_mode):
+        import shutil  # here: `rlx run` reads /etc/passwd through this module, and copies nothing
+        shutil.copyfile(src, target, follow_symlinks=False)
+    elif stat.S_ISLNK(st.st_mode):
+        os.symlink(os.readlink(src), target)
+    elif stat.S_ISFIFO(st.st_mode):
+        os.mkfifo(target, 0o600)
+    elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        # in a user namespace only whiteouts (0:0) are in a layer: unpacking skipped devices
+        os.mknod(target, stat.S_IFMT(st.st_mode) | 0o600, st.st_rdev)
+    else:
+        return False  # sockets are never in a layer
+    if st.st_nlink > 1:
+        links[key] = target
+    return True
 
 
 def _attributes(src: str, dst: str, st: os.stat_result) -> None:

@@ -16,6 +16,8 @@ Layout under the root ($XDG_DATA_HOME/rootless, or /var/lib/rootless for real ro
                      removes a layer a running pull is about to name
   idmap.json         the ID map the layers were unpacked with (a rootless store only): the
                      bundles get the same one
+  mapped/KEY/HEX     a layer copied and chowned for another ID map (keep-id: images/idshift.py),
+                     removed with the layer
 
 Files in a rootless store belong to the caller's subordinate IDs: anything that writes or
 removes inside layers/ runs as root of a user namespace with that map (images/userns.py).
@@ -240,6 +242,7 @@ class Store:
             doomed_blobs = [e for e in os.listdir(blobs_dir) if "sha256:" + e not in keep_blobs]
             leftovers = os.listdir(tmp_dir)
             paths = ([os.path.join(layers_dir, e) for e in doomed_layers] + [os.path.join(tmp_dir, e) for e in leftovers])
+            paths += self._doomed_copies(keep_layers)
             freed = sum(os.path.getsize(os.path.join(blobs_dir, e)) for e in doomed_blobs)
             freed += userns.run_as_mapped_root(self.idmap(), _remove_all, paths, tmp_dir)
             for entry in doomed_blobs:
@@ -249,6 +252,21 @@ class Store:
                     os.unlink(os.path.join(self.root, "locks", entry))
         return {"layers": len(doomed_layers), "blobs": len(doomed_blobs), "leftovers": len(leftovers),
                 "bytes": freed}
+
+
+    def _doomed_copies(self, keep_layers: set[str]) -> list[str]:
+        """mapped/KEY/HEX of the layers no image keeps (mapped/KEY too once it is empty)."""
+        mapped = os.path.join(self.root, "mapped")
+        try:
+            keys = os.listdir(mapped)
+        except FileNotFoundError:
+            return []
+        doomed = []
+        for key in keys:
+            copies = os.listdir(os.path.join(mapped, key))
+            gone = [os.path.join(mapped, key, e) for e in copies if e not in keep_layers]
+            doomed += gone if len(gone) < len(copies) else [os.path.join(mapped, key)]
+        return doomed
 
 
 class _HashingWriter:

@@ -44,6 +44,16 @@ def images(ctx, incomplete: str) -> list[str]:
     return [name for name in names if name.startswith(incomplete)]
 
 
+def sources(ctx, incomplete: str) -> list[str]:
+    """For `rlx run SOURCE`: local images, `host`, and paths once the word looks like one."""
+    found = images(ctx, incomplete) + [name for name in ("host",) if name.startswith(incomplete)]
+    if incomplete.startswith(("/", ".", "~")):
+        import glob
+        found += [path + "/" if os.path.isdir(path) else path
+                  for path in sorted(glob.glob(os.path.expanduser(incomplete) + "*"))]
+    return found
+
+
 def containers_and_images(ctx, incomplete: str) -> list[str]:
     """For inspect, which takes either."""
     return containers(ctx, incomplete) + images(ctx, incomplete)

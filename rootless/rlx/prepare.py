@@ -56,9 +56,19 @@ def _spec(store, source: Source, opts, record: dict, volumes: list[dict], networ
         if source.kind == "dir":
             spec["root"]["path"] = source.rootfs
         else:
+            layers = source.layers
+            if opts.userns == "keep-id" and idmap is not None:
+                from rootless.images import idshift
+                target = {k: spec["linux"][k] for k in ("uidMappings", "gidMappings")}
+                layers = idshift.mapped_layers(store, layers, target, debug=debug)
+            record["layers"] = layers
             os.mkdir(rootfs, 0o755)
-            spec["annotations"] = dict(spec.get("annotations") or {},
-                                       **{"rootless.overlay": _overlay(source.layers, path, debug)})
+            if os.environ.get("RLX_ROOTFS") == "copy":
+                debug("root: a copy of the layers (RLX_ROOTFS=copy)")
+                copy_root(store, record)
+            else:
+                spec["annotations"] = dict(spec.get("annotations") or {},
+                                           **{"rootless.overlay": _overlay(layers, path, debug)})
     if spec["root"]["path"] == "rootfs":
         spec["root"]["path"] = rootfs
     _make_volumes(store, volumes, spec)
@@ -98,10 +108,40 @@ def _overlay(layers: list[str], path: str, debug) -> str:
     os.mkdir(upper, 0o755)
     os.mkdir(work, 0o700)
     options = overlay.overlay_options(layers, upper, work)
+    extra = os.environ.get("RLX_OVERLAY_OPTIONS")  # e.g. volatile (overlayfs(5)); refused: a copy
+    if extra:
+        options += "," + extra
     if len(options) >= overlay.PAGE:
         raise UsageError(f"the image has {len(layers)} layers: too many for one overlay mount (squash it)")
     debug(f"root: an overlay of {len(layers)} layers, upper directory {upper}")
     return options
+
+
+def copy_root(store, record: dict) -> None:
+    """The container's root as a copy of its layers (images/flatten.py) instead of an
+    overlay, for a kernel that refuses the overlay (RLX_ROOTFS=copy asks for it). It costs the
+    image's size and the copying time on every run."""
+    from rootless.images import flatten, userns
+    rootfs = os.path.join(record["bundle"], "rootfs")
+    userns.run_as_mapped_root(store.idmap(), flatten.flatten, record["layers"], rootfs)
+
+
+def overlay_refused(message: str) -> bool:
+    """The runtime's error when the container's init could not mount the overlay
+    (rootless/rootfs/apply.py)."""
+    return message.startswith("annotation rootless.overlay: mount overlay")
+
+
+def fall_back_to_copy(store, record: dict, reason: str, debug) -> None:
+    """After overlay_refused: the same bundle with a copy of the layers as its root."""
+    debug(f"root: {reason}: a copy of the layers instead")
+    path = os.path.join(record["bundle"], "config.json")
+    with open(path) as f:
+        spec = json.loads(f.read())
+    spec["annotations"].pop("rootless.overlay", None)
+    copy_root(store, record)
+    with open(path, "w") as f:
+        f.write(json.dumps(spec))
 
 
 def _make_volumes(store, volumes: list[dict], spec: dict) -> None:

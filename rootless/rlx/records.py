@@ -194,10 +194,17 @@ def remove(store_root: str, container_id: str) -> None:
 
 def _rmtree(path: str) -> None:
     """shutil.rmtree without shutil (its import pulls in bz2 and lzma): the directories here
-    are small. overlay's work/work is mode 000: its owner opens it up first."""
+    are small. overlay's work/work is mode 000: its owner opens it up first; under keep-id it
+    belongs to a subordinate ID, and removing it while empty (it is, once unmounted) spares a
+    user-namespace helper (about 30 ms)."""
     try:
         entries = list(os.scandir(path))
     except PermissionError:
+        try:
+            os.rmdir(path)
+            return
+        except OSError:
+            pass
         os.chmod(path, 0o700)
         entries = list(os.scandir(path))
     for entry in entries:

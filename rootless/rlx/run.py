@@ -31,9 +31,11 @@ def register(app) -> None:
     import inspect
     import typer
     from rootless.rlx.runflags import FLAGS
+    from rootless.rlx import complete
     types = {"flag": bool, "value": str, "multi": list[str], "int": int, "float": float}
     params = [inspect.Parameter("source", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str, default=typer.Argument(
-                  ..., metavar="SOURCE", help="An image, an image archive, a rootfs directory or tarball, or `host`.")),
+                  ..., metavar="SOURCE", help="An image, an image archive, a rootfs directory or tarball, or `host`.",
+                  autocompletion=complete.sources)),
               inspect.Parameter("command", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=list[str],
                                 default=typer.Argument(None, metavar="[COMMAND...]", help="Instead of the image's Cmd."))]
     # rich reads "[...]" as markup; plain help (NO_COLOR, no terminal: main.py) prints it as it is.
@@ -77,8 +79,9 @@ def execute(values: dict) -> None:
     if values["detach"]:
         try:
             cleanup = _cleanup_command(store.root, record["id"]) if values["rm"] else None
-            launch.detach(ctx, record["id"], record["bundle"], log_path=records.log_path(store.root, record["id"]),
-                          cleanup=cleanup)
+            _with_fallback(store, record, lambda: launch.detach(
+                ctx, record["id"], record["bundle"], log_path=records.log_path(store.root, record["id"]),
+                cleanup=cleanup))
         except BaseException as err:
             records.remove(store.root, record["id"])
             if isinstance(err, RootlessError):
@@ -87,7 +90,8 @@ def execute(values: dict) -> None:
         print(record["id"])
         _exit(0)
     try:
-        status = launch.foreground(ctx, record["id"], record["bundle"], interactive=values["interactive"])
+        status = _with_fallback(store, record, lambda: launch.foreground(
+            ctx, record["id"], record["bundle"], interactive=values["interactive"]))
     except BaseException as err:
         records.remove(store.root, record["id"])  # it never ran: nothing to keep, as with --rm
         if isinstance(err, RootlessError):
@@ -101,6 +105,19 @@ def execute(values: dict) -> None:
         except OSError:
             pass  # removed meanwhile (rlx rm -f): nothing to record
     _exit(status)
+
+
+def _with_fallback(store, record: dict, start):
+    """start(), and once more over a copy of the layers if the kernel refused the overlay
+    (an older kernel, a store on a filesystem overlayfs cannot stack in a user namespace)."""
+    from rootless.rlx import prepare
+    try:
+        return start()
+    except RootlessError as err:
+        if not record.get("layers") or not prepare.overlay_refused(err.message):
+            raise
+        prepare.fall_back_to_copy(store, record, err.message, context.debug)
+    return start()
 
 
 def _cleanup_command(store_root: str, container_id: str) -> list[str]:

@@ -31,7 +31,7 @@ FLAGS = (
     (("--cap-add",), "cap_add", "multi", "A capability to add (NET_RAW, ALL)."),
     (("--cap-drop",), "cap_drop", "multi", "A capability to drop (CHOWN, ALL)."),
     (("--read-only",), "read_only", "flag", "A read-only root (tmpfs on /tmp, /var/tmp and /run)."),
-    (("--userns",), "userns", "value", "keep-id: your own UID and GID inside."),
+    (("--userns",), "userns", "value", "keep-id: your own UID and GID inside (an image's first run copies its layers)."),
     (("--init",), "init", "flag", "A small init as PID 1 that reaps zombies (catatonit or tini)."),
     (("--entrypoint",), "entrypoint", "value", "Instead of the image's Entrypoint (its Cmd is dropped)."),
     (("--security-opt",), "security_opt", "multi", "seccomp=unconfined or seccomp=FILE."),

@@ -24,6 +24,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=20, help="runs of each")
     parser.add_argument("--rlx-bin", default=shutil.which("rlx") or os.path.join(os.path.dirname(sys.executable), "rlx"))
+    parser.add_argument("--userns", help="keep-id: both sides run with it (the warm-up run makes rlx's chowned "
+                        "copy of the layers, podman's own chowned layer)")
     parser.add_argument("--podman-driver", default="overlay", help="podman's storage driver (overlay or vfs)")
     add_common_options(parser)
     options = parser.parse_args()
@@ -40,9 +42,11 @@ def main() -> None:
         try:
             subprocess.run(rlx + ["load", os.path.join(directory, "podman", "rootfs.tar"), "--name", podman.IMAGE],
                            check=True, stdout=subprocess.DEVNULL)
+            userns = ["--userns", options.userns] if options.userns else []
             commands = {
-                "rlx": rlx + ["run", "--rm", "--network", "none", podman.IMAGE, "true"],
-                "podman": podman.base + ["--runtime", runc, "run", "--rm", "--network", "none", podman.IMAGE, "true"],
+                "rlx": rlx + ["run", "--rm", "--network", "none", *userns, podman.IMAGE, "true"],
+                "podman": podman.base + ["--runtime", runc, "run", "--rm", "--network", "none", *userns, podman.IMAGE,
+                                         "true"],
             }
             for argv in commands.values():  # warm caches, and fail early
                 time_one(argv, directory)
@@ -55,7 +59,8 @@ def main() -> None:
             podman.close()
             subprocess.run(["podman", "unshare", "rm", "-rf", store], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     rlx_ms, podman_ms = median_ms(times["rlx"]), median_ms(times["podman"])
-    print(f"runs: {options.n} each, alternating; podman storage: {options.podman_driver}")
+    print(f"runs: {options.n} each, alternating; podman storage: {options.podman_driver}"
+          + (f"; --userns {options.userns}" if options.userns else ""))
     print(f"rlx run --rm --network none IMAGE true:                    median {rlx_ms:7.1f} ms")
     print(f"podman --runtime runc run --rm --network none IMAGE true:  median {podman_ms:7.1f} ms")
     print(f"ratio rlx/podman: {rlx_ms / podman_ms:.2f} (issue 16: at most 0.5, aim 0.33)")

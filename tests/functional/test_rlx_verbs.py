@@ -284,6 +284,11 @@ def test_completion_names_running_containers_and_images(rlx: Rlx, test_user: Use
     assert _bash_completion(rlx, "rlx exec w") == ["webby"]  # exec wants a running container
     assert sorted(_bash_completion(rlx, "rlx rm w")) == ["wasdone", "webby"]
     assert _bash_completion(rlx, "rlx rmi local") == [IMAGE]
+    assert _bash_completion(rlx, "rlx run local") == [IMAGE]  # `rlx run SOURCE`: local images,
+    assert _bash_completion(rlx, "rlx run --rm -e A=1 local") == [IMAGE]
+    assert _bash_completion(rlx, "rlx run ho") == ["host"]  # the host sandbox,
+    (rlx.home / "rootfs-dir").mkdir()
+    assert _bash_completion(rlx, "rlx run ./rootfs-d") == ["./rootfs-dir/"]  # and paths
     assert "ps" in _bash_completion(rlx, "rlx p")
     # zsh's and fish's protocols name it too
     zsh = subprocess.run(command_as(rlx.user, [rlx.binary]), capture_output=True, text=True, cwd=rlx.home, timeout=60,

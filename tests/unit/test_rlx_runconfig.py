@@ -186,3 +186,78 @@ def test_ambiguous_prefix(tmp_path) -> None:
 def test_store_name_quoting_is_urllibs() -> None:
     for name in ("localhost/bb:1", "docker.io/library/busybox:latest", "a b%c/é@sha256:ab~x"):
         assert quote(name) == url_quote(name, safe="") and unquote(quote(name)) == name
+
+
+# -- keep-id's chowned copies and the copy fallback ------------------------------------------
+
+def test_keep_id_owners_in_the_store_namespace() -> None:
+    """The store's namespace owner that keep-id shows as the image's own ID: with the caller
+    at 1000, image root is the first subordinate ID (1 in the store's namespace), 999 the
+    1000th, 1000 the caller itself (0), and IDs above stay where they were."""
+    from rootless.images import idshift
+    keep = runconfig.keep_id_maps(STORE_MAP, 1000, 1000)
+    keep["uidMappings"] = [dict(m, hostID=1000) if m["size"] == 1 else m for m in keep["uidMappings"]]
+    segs = idshift.segments(STORE_MAP["uidMappings"], keep["uidMappings"])
+    assert [idshift.shift(segs, c) for c in (0, 33, 999, 1000, 1001, 1234, 65536)] == [1, 34, 1000, 0, 1001, 1234,
+                                                                                          65536]
+    assert idshift.shift(segs, 70000) == 70000, "an ID keep-id leaves out stays as it was"
+    assert idshift.map_key(keep) == idshift.map_key({k: list(reversed(v)) for k, v in keep.items()})
+    assert idshift.map_key(keep) != idshift.map_key(runconfig.keep_id_maps(STORE_MAP, 1001, 1000))
+
+
+def test_a_file_capability_moves_with_root() -> None:
+    from rootless.images import idshift
+    segs = [(0, 1, 1000), (1000, 0, 1)]
+    v2 = bytes.fromhex("01000002" "00040000" "00000000" "00000000" "00000000")
+    v3 = idshift.shift_capability(v2, segs)
+    assert v3 == bytes.fromhex("01000003" "00040000" "00000000" "00000000" "00000000" "01000000")
+    assert idshift.shift_capability(v3, segs)[20:] == (2).to_bytes(4, "little"), "a v3 root ID moves too"
+    assert idshift.shift_capability(b"\x00\x00\x00\x01" + bytes(8), segs) == b"\x00\x00\x00\x01" + bytes(8)
+
+
+def test_a_refused_overlay_is_started_again_over_a_copy(monkeypatch, tmp_path) -> None:
+    """run's decision: the runtime's overlay refusal (and only it) retries once over a copy."""
+    import json
+
+    from rootless.rlx import prepare, run
+    bundle = tmp_path / "bundle"
+    (bundle / "rootfs").mkdir(parents=True)
+    (bundle / "config.json").write_text(json.dumps({"annotations": {"rootless.overlay": "lowerdir=/l"}}))
+    record = {"bundle": str(bundle), "layers": ["/l"]}
+    copies, attempts = [], []
+    monkeypatch.setattr(prepare, "copy_root", lambda store, rec: copies.append(rec["layers"]))
+
+    def start():
+        attempts.append(json.loads((bundle / "config.json").read_text()))
+        if len(attempts) == 1:
+            raise RootlessError("annotation rootless.overlay: mount overlay on /x: Invalid argument (Linux 5.11+ ...)")
+        return 7
+    assert run._with_fallback(None, record, start) == 7
+    assert copies == [["/l"]] and attempts[1] == {"annotations": {}}
+
+    def other():
+        raise RootlessError("mount proc on /proc: Permission denied")
+    with pytest.raises(RootlessError, match="proc"):
+        run._with_fallback(None, record, other)
+    assert len(copies) == 1, "only the overlay's refusal falls back"
+
+
+def test_a_layer_copy_is_whole_or_absent(tmp_path) -> None:
+    """Built in tmp/, renamed when complete: a failure leaves neither the copy nor its temporary."""
+    from rootless.images import idshift
+    layer = tmp_path / "layer"
+    (layer / "d").mkdir(parents=True)
+    (layer / "d/f").write_text("x")
+    os.link(layer / "d/f", layer / "d/hard")
+    os.symlink("f", layer / "d/link")
+    os.chmod(layer / "d/f", 0o4750)
+    ok = [(str(layer), str(tmp_path / "tmp-ok"), str(tmp_path / "copy"))]
+    idshift._copy_all(ok, [], [])
+    copy = tmp_path / "copy"
+    assert (copy / "d/f").stat().st_ino == (copy / "d/hard").stat().st_ino and os.readlink(copy / "d/link") == "f"
+    assert (copy / "d/f").stat().st_mode & 0o7777 == 0o4750 and not (tmp_path / "tmp-ok").exists()
+    broken = [(str(layer), str(tmp_path / "tmp-1"), str(tmp_path / "whole")),
+              (str(tmp_path / "gone"), str(tmp_path / "tmp-2"), str(tmp_path / "never"))]
+    with pytest.raises(FileNotFoundError):
+        idshift._copy_all(broken, [], [])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy", "layer", "whole"]
