@@ -57,6 +57,8 @@ static void __attribute__((noreturn)) hand_over(void)
 {
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 32);
+    if (n <= 0 && original_argv[0] && strchr(original_argv[0], '/') && strlen(original_argv[0]) < sizeof self - 32)
+        n = (ssize_t)strlen(strcpy(self, original_argv[0])); /* no /proc: where the caller found us */
     if (n > 0) {
         self[n] = '\0';
         char *slash = strrchr(self, '/');
@@ -482,7 +484,7 @@ int main(int argc, char **argv)
 {
     original_argv = argv;
     const char *off = getenv("ROOTLESS_NO_FRONT"), *fault = getenv("ROOTLESS_FAULT");
-    if ((off && *off) || (fault && *fault))
+    if (argc < 2 || (off && *off) || (fault && *fault))
         hand_over();
     struct call call = {0};
     recognise(argc, argv, &call);
