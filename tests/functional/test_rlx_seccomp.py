@@ -52,10 +52,12 @@ def test_the_default_profile_refuses_what_podmans_does(rlx: Rlx, images_dir: Pat
     assert "sethostname: Operation not permitted" in confined.stderr, confined.stderr
     unconfined = run_base(rlx, images_dir, "--security-opt", "seccomp=unconfined", "localhost/base:1", "sh", "-c", script)
     assert unconfined.stdout == "Seccomp:\t0\nnested-ok\n", unconfined.stderr
-    debug = run_base(rlx, images_dir, "localhost/base:1", "true")
-    assert debug.stderr == "", "the profile is said under --debug only"
+    again = run_base(rlx, images_dir, "localhost/base:1", "true")
+    assert again.stderr == "", "the profile is said under --debug only"
     debug = rlx.run("--debug", "run", "--rm", "--network", "none", "localhost/base:1", "true")
     assert "rlx: seccomp: the default profile /" in debug.stderr, debug.stderr
+    # the same profile on every run: the runtime compiled it once (rootless/process/seccomp_cache.py)
+    assert len(list((rlx.runtime_dir / "rootless-cache").glob("seccomp-*"))) == 1
     assert leftovers(rlx) == []
 
 
