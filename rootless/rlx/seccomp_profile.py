@@ -147,37 +147,81 @@ def _group(group: dict) -> dict:
 
 def read(path: str) -> dict:
     """A profile file of either format, for `--security-opt seccomp=PATH`."""
+    return _read(path, f"--security-opt seccomp={path}")
+
+
+def _read(path: str, what: str, hint: str = "") -> dict:
     try:
         with open(path, "rb") as f:
             profile = json.loads(f.read())
     except OSError as err:
-        raise UsageError(f"--security-opt seccomp={path}: {err.strerror}") from None
+        raise UsageError(" ".join(filter(None, (f"{what}: {err.strerror}", hint)))) from None
     except ValueError as err:
-        raise UsageError(f"--security-opt seccomp={path}: not JSON: {err}") from None
+        raise UsageError(" ".join(filter(None, (f"{what}: not JSON: {err}", hint)))) from None
     if not isinstance(profile, dict):
-        raise UsageError(f"--security-opt seccomp={path}: expected a JSON object (a seccomp profile)")
+        raise UsageError(f"{what}: expected a JSON object (a seccomp profile)")
     return profile
 
 
-def default_profile(debug, paths=DEFAULT_PATHS) -> dict | None:
-    """podman's default profile (the first of `paths` that exists), or None when there is none:
-    the distribution's choice, said under --debug only."""
-    for path in paths:
+def conf_files(env=os.environ) -> list[str]:
+    """containers.conf files in podman's order, later ones overriding: CONTAINERS_CONF alone
+    when set; else the system's, their drop-ins, and for an unprivileged user their own."""
+    if env.get("CONTAINERS_CONF"):
+        return [env["CONTAINERS_CONF"]]
+    files = []
+    folders = ["/usr/share/containers", "/etc/containers"]
+    if os.geteuid() != 0:
+        folders.append(os.path.join(env.get("XDG_CONFIG_HOME") or os.path.join(env.get("HOME", "/"), ".config"),
+                                    "containers"))
+    for folder in folders:
+        files.append(os.path.join(folder, "containers.conf"))
+        try:
+            files += sorted(os.path.join(folder, "containers.conf.d", name)
+                            for name in os.listdir(os.path.join(folder, "containers.conf.d")) if name.endswith(".conf"))
+        except OSError:
+            pass
+    return files
+
+
+def configured(files: list[str]) -> tuple[str, str] | None:
+    """(file, value) of the last `seccomp_profile` the containers.conf `files` set, or None.
+    tomllib costs tens of milliseconds to import here: only a file that names the key
+    outside a comment is parsed."""
+    found = None
+    for path in files:
         try:
             with open(path, "rb") as f:
-                text = f.read()
-        except FileNotFoundError:
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
             continue
-        except OSError as err:
-            raise UsageError(f"the default seccomp profile {path}: {err.strerror} "
-                             "(--security-opt seccomp=unconfined runs without one)") from None
+        if not any(line.lstrip().startswith("seccomp_profile") for line in text.splitlines()):
+            continue
+        import tomllib
         try:
-            profile = json.loads(text)
-        except ValueError as err:
-            raise UsageError(f"the default seccomp profile {path}: not JSON: {err} "
-                             "(--security-opt seccomp=unconfined runs without one)") from None
-        debug(f"seccomp: the default profile {path}")
-        return profile
+            value = tomllib.loads(text).get("containers", {}).get("seccomp_profile")
+        except tomllib.TOMLDecodeError as err:
+            raise UsageError(f"{path}: {err}") from None
+        if value is not None:
+            found = (path, str(value))
+    return found
+
+
+def default_profile(debug, paths=DEFAULT_PATHS, env=os.environ) -> dict | None:
+    """podman's default profile: containers.conf's `seccomp_profile` when one sets it, else the
+    first of `paths` that exists; None when unconfined, or when there is none (the
+    distribution's choice, said under --debug only)."""
+    setting = configured(conf_files(env))
+    if setting is not None and setting[1] == "unconfined":
+        debug(f"seccomp: unconfined (seccomp_profile in {setting[0]})")
+        return None
+    if setting is not None and setting[1]:
+        debug(f"seccomp: {setting[1]} (seccomp_profile in {setting[0]})")
+        return _read(setting[1], f"{setting[0]}: seccomp_profile {setting[1]}")
+    for path in paths:
+        if os.path.exists(path):
+            debug(f"seccomp: the default profile {path}")
+            return _read(path, f"the default seccomp profile {path}", "(--security-opt seccomp=unconfined runs "
+                         "without one)")
     debug(f"seccomp: no default profile ({' or '.join(paths)}): the container runs without one")
     return None
 

@@ -58,6 +58,11 @@ def test_the_default_profile_refuses_what_podmans_does(rlx: Rlx, images_dir: Pat
     assert "rlx: seccomp: the default profile /" in debug.stderr, debug.stderr
     # the same profile on every run: the runtime compiled it once (rootless/process/seccomp_cache.py)
     assert len(list((rlx.runtime_dir / "rootless-cache").glob("seccomp-*"))) == 1
+    conf = rlx.home / ".config/containers/containers.conf"
+    conf.write_text('[containers]\nseccomp_profile = "unconfined"\n')  # podman's setting, read as podman reads it
+    chown_tree(conf, rlx.user)
+    assert run_base(rlx, images_dir, "localhost/base:1", "grep", "Seccomp:", "/proc/self/status").stdout == "Seccomp:\t0\n"
+    conf.unlink()
     assert leftovers(rlx) == []
 
 

@@ -135,16 +135,49 @@ def test_podmans_profile_for_podmans_capabilities() -> None:
 def test_default_profile_first_file_found_else_none_said_under_debug(tmp_path: Path) -> None:
     said: list[str] = []
     override, shipped = tmp_path / "etc.json", tmp_path / "usr.json"
-    assert seccomp_profile.default_profile(said.append, (str(override), str(shipped))) is None
+    paths, env = (str(override), str(shipped)), {"CONTAINERS_CONF": str(tmp_path / "no.conf")}
+    assert seccomp_profile.default_profile(said.append, paths, env) is None
     assert len(said) == 1 and "runs without one" in said[0]
     shipped.write_text('{"defaultAction": "SCMP_ACT_ALLOW"}')
-    assert seccomp_profile.default_profile(said.append, (str(override), str(shipped))) == {
-        "defaultAction": "SCMP_ACT_ALLOW"}
+    assert seccomp_profile.default_profile(said.append, paths, env) == {"defaultAction": "SCMP_ACT_ALLOW"}
     override.write_text('{"defaultAction": "SCMP_ACT_LOG"}')
-    assert seccomp_profile.default_profile(said.append, (str(override), str(shipped)))["defaultAction"] == "SCMP_ACT_LOG"
+    assert seccomp_profile.default_profile(said.append, paths, env)["defaultAction"] == "SCMP_ACT_LOG"
     override.write_text("{")
     with pytest.raises(UsageError, match="seccomp=unconfined"):
-        seccomp_profile.default_profile(said.append, (str(override), str(shipped)))
+        seccomp_profile.default_profile(said.append, paths, env)
+
+
+def test_containers_conf_seccomp_profile_wins_last_file_first(tmp_path: Path) -> None:
+    """podman's containers.conf `seccomp_profile`: a path, `unconfined`, or unset (the default
+    files); a later file overrides an earlier one; a commented key is not read."""
+    system, user = tmp_path / "system.conf", tmp_path / "user.conf"
+    custom = tmp_path / "custom.json"
+    custom.write_text('{"defaultAction": "SCMP_ACT_TRAP"}')
+    system.write_text(f'[containers]\nseccomp_profile = "{custom}"\n')
+    user.write_text('[containers]\n# seccomp_profile = "unconfined"\n')
+    assert seccomp_profile.configured([str(system), str(user), str(tmp_path / "missing.conf")]) == (str(system), str(custom))
+    said: list[str] = []
+    env = {"CONTAINERS_CONF": str(system)}
+    assert seccomp_profile.default_profile(said.append, (), env) == {"defaultAction": "SCMP_ACT_TRAP"}
+    user.write_text('[engine]\nx = 1\n[containers]\n  seccomp_profile = "unconfined"\n')
+    assert seccomp_profile.configured([str(system), str(user)]) == (str(user), "unconfined")
+    assert seccomp_profile.default_profile(said.append, (), {"CONTAINERS_CONF": str(user)}) is None
+    assert "unconfined" in said[-1]
+    user.write_text('[containers]\nseccomp_profile = "/nonexistent/p.json"\n')
+    with pytest.raises(UsageError, match="user.conf: seccomp_profile /nonexistent/p.json"):
+        seccomp_profile.default_profile(said.append, (), {"CONTAINERS_CONF": str(user)})
+    assert seccomp_profile.conf_files({"CONTAINERS_CONF": str(user)}) == [str(user)], "CONTAINERS_CONF alone"
+    home = tmp_path / "home"
+    (home / "containers" / "containers.conf.d").mkdir(parents=True)
+    (home / "containers" / "containers.conf.d" / "b.conf").write_text("")
+    (home / "containers" / "containers.conf.d" / "a.conf").write_text("")
+    files = seccomp_profile.conf_files({"XDG_CONFIG_HOME": str(home)})
+    assert files[:2] == ["/usr/share/containers/containers.conf", "/etc/containers/containers.conf"]
+    if os.geteuid() != 0:
+        assert files[-3:] == [str(home / "containers" / n) for n in ("containers.conf", "containers.conf.d/a.conf",
+                                                                      "containers.conf.d/b.conf")]
+    else:
+        assert str(home) not in " ".join(files), "root's podman reads no user file"
 
 
 def test_security_opt_chooses_default_unconfined_or_a_file(tmp_path: Path, monkeypatch) -> None:
