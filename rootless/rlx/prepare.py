@@ -181,7 +181,7 @@ def _host_id(mappings: list[dict] | None, inside: int, default: int) -> int:
 def _seccomp(options: list[str], debug) -> dict | None:
     """The profile the options choose, in either format (rootless.rlx.seccomp_profile): podman's
     default unless seccomp=unconfined or seccomp=FILE; the last seccomp= wins."""
-    chosen = "default"
+    chosen = None  # podman's default
     for option in options:
         key, _, value = option.partition("=")
         if key == "no-new-privileges" or option == "no-new-privileges":
@@ -190,11 +190,11 @@ def _seccomp(options: list[str], debug) -> dict | None:
             raise UsageError(f"--security-opt {option!r}: supported: seccomp=unconfined, seccomp=FILE, "
                              "no-new-privileges")
         chosen = value
-    from rootless.rlx import seccomp_profile
     if chosen == "unconfined":
         debug("seccomp: unconfined (--security-opt seccomp=unconfined)")
         return None
-    if chosen == "default":
+    from rootless.rlx import seccomp_profile
+    if chosen is None:
         return seccomp_profile.default_profile(debug)
     return seccomp_profile.read(chosen)
 
