@@ -36,7 +36,7 @@ def make(store, source: Source, opts: runconfig.RunOptions, *, name: str | None,
 def _spec(store, source: Source, opts, record: dict, volumes: list[dict], network: str, debug) -> dict:
     path = records.container_dir(store.root, record["id"])
     rootfs = os.path.join(record["bundle"], "rootfs")
-    seccomp = _seccomp(opts.security_opt)
+    seccomp = _seccomp(opts.security_opt, debug)
     if source.kind == HOST:
         if opts.userns not in (None, "keep-id"):
             raise UsageError("rlx run host: the sandbox keeps your own UID (--userns keep-id is implied)")
@@ -72,7 +72,13 @@ def _spec(store, source: Source, opts, record: dict, volumes: list[dict], networ
     if spec["root"]["path"] == "rootfs":
         spec["root"]["path"] = rootfs
     _make_volumes(store, volumes, spec)
-    spec = runconfig.apply(spec, opts, hostname=record["id"][:12], volumes=volumes, network=network, seccomp=seccomp)
+    spec = runconfig.apply(spec, opts, hostname=record["id"][:12], volumes=volumes, network=network)
+    if seccomp is not None:
+        from rootless.rlx import seccomp_profile
+        # after apply: the containers format's groups depend on the capabilities it settled
+        spec["linux"]["seccomp"] = seccomp_profile.for_container(seccomp, spec["process"]["capabilities"]["bounding"])
+        if spec["linux"]["seccomp"] is None:
+            del spec["linux"]["seccomp"]
     if opts.init:
         _add_init(spec)  # last: its mount must come after a --read-only tmpfs on /run
     return spec
@@ -172,8 +178,10 @@ def _host_id(mappings: list[dict] | None, inside: int, default: int) -> int:
     return default
 
 
-def _seccomp(options: list[str]) -> dict | None:
-    profile = None
+def _seccomp(options: list[str], debug) -> dict | None:
+    """The profile the options choose, in either format (rootless.rlx.seccomp_profile): podman's
+    default unless seccomp=unconfined or seccomp=FILE; the last seccomp= wins."""
+    chosen = None  # podman's default
     for option in options:
         key, _, value = option.partition("=")
         if key == "no-new-privileges" or option == "no-new-privileges":
@@ -181,15 +189,14 @@ def _seccomp(options: list[str]) -> dict | None:
         if key != "seccomp" or not value:
             raise UsageError(f"--security-opt {option!r}: supported: seccomp=unconfined, seccomp=FILE, "
                              "no-new-privileges")
-        if value == "unconfined":
-            profile = None
-            continue
-        try:
-            with open(value) as f:
-                profile = json.loads(f.read())
-        except (OSError, ValueError) as err:
-            raise UsageError(f"--security-opt seccomp={value}: {getattr(err, 'strerror', None) or err}") from None
-    return profile
+        chosen = value
+    if chosen == "unconfined":
+        debug("seccomp: unconfined (--security-opt seccomp=unconfined)")
+        return None
+    from rootless.rlx import seccomp_profile
+    if chosen is None:
+        return seccomp_profile.default_profile(debug)
+    return seccomp_profile.read(chosen)
 
 
 def _add_init(spec: dict) -> None:

@@ -176,8 +176,7 @@ def parse_tmpfs(text: str) -> dict:
     return {"destination": destination, "type": "tmpfs", "source": "tmpfs", "options": options}
 
 
-def apply(spec: dict, opts: RunOptions, *, hostname: str, volumes: list[dict], network: str,
-          seccomp: dict | None = None) -> dict:
+def apply(spec: dict, opts: RunOptions, *, hostname: str, volumes: list[dict], network: str) -> dict:
     """The options over a spec made from the image (or for `host`). volumes: parse_volume's."""
     process = spec["process"]
     process["terminal"] = bool(opts.tty)
@@ -213,8 +212,6 @@ def apply(spec: dict, opts: RunOptions, *, hostname: str, volumes: list[dict], n
         resources["pids"] = {"limit": opts.pids_limit}
     if resources:
         spec["linux"]["resources"] = resources
-    if seccomp is not None:
-        spec["linux"]["seccomp"] = seccomp
     annotations = spec.setdefault("annotations", {})
     annotations["rootless.network"] = network
     if network == "host":
