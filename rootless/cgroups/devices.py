@@ -7,8 +7,11 @@ instruction (runc 1.1's libcontainer/cgroups/ebpf/devicefilter, itself from crun
    Emulator): an `a` rule resets the list and sets the default (allow-all or deny-all), every
    other rule adds or removes access on one (type, major, minor) exception. A rule that would
    punch a hole into a wildcard exception is refused, as runc refuses it (v1 would ignore it
-   silently). After the config's rules come the ones runc appends: the default nodes and
-   linux.devices get rwm, and mknod of any node is allowed (mknod is not open).
+   silently). After the config's rules come the ones runc appends: the default nodes get rwm
+   (but one that linux.devices lists again: runc's createDevices drops that default, rule
+   included), and mknod of any node is allowed (mknod is not open). linux.devices' own nodes
+   get no rule, as in runc (libcontainer/specconv CreateCgroupConfig): a client that wants
+   them opened allows them in linux.resources.devices, as podman and containerd do.
 2. The exceptions, sorted by (major, minor, type) with wildcards first, become one block each:
    match type, access (unless rwm), major and minor (unless wildcards), then return the
    exception's verdict; the last block returns the default.
@@ -32,9 +35,11 @@ LICENSE = "Apache"  # runc's and crun's programs carry it; the kernel wants a li
 # What runc 1.1 allows every container after the config's rules (specconv.AllowedDevices):
 # mknod of anything, the default nodes, ptmx and the ptys, tun/tap (1.1 has it; 1.2.0 took it
 # out and 1.2.1 put it back).
-_ALWAYS = [("c", WILDCARD, WILDCARD, "m"), ("b", WILDCARD, WILDCARD, "m"),
-           ("c", 1, 3, "rwm"), ("c", 1, 8, "rwm"), ("c", 1, 7, "rwm"), ("c", 5, 0, "rwm"), ("c", 1, 5, "rwm"),
-           ("c", 1, 9, "rwm"), ("c", 136, WILDCARD, "rwm"), ("c", 5, 2, "rwm"), ("c", 10, 200, "rwm")]
+# The node's path, where runc's entry has one (a linux.devices entry for it drops the rule).
+_ALWAYS = [(None, "c", WILDCARD, WILDCARD, "m"), (None, "b", WILDCARD, WILDCARD, "m"),
+           ("/dev/null", "c", 1, 3, "rwm"), ("/dev/random", "c", 1, 8, "rwm"), ("/dev/full", "c", 1, 7, "rwm"),
+           ("/dev/tty", "c", 5, 0, "rwm"), ("/dev/zero", "c", 1, 5, "rwm"), ("/dev/urandom", "c", 1, 9, "rwm"),
+           (None, "c", 136, WILDCARD, "rwm"), (None, "c", 5, 2, "rwm"), (None, "c", 10, 200, "rwm")]
 
 
 def _access(text: str, where: str) -> int:
@@ -110,19 +115,23 @@ class Rules:
         return self.default_allow
 
 
-def fold(config_rules, devices=(), defaults: bool = True) -> Rules:
-    """The container's rules: the config's, then what runc appends (linux.devices' nodes and
-    the defaults, rwm; mknod of anything). devices: (type, major, minor) of linux.devices."""
+def listed_paths(linux: dict) -> set:
+    """The paths linux.devices lists, as runc compares them with its defaults' (as written)."""
+    return {d.get("path") for d in linux.get("devices") or () if isinstance(d, dict)}
+
+
+def fold(config_rules, listed=(), defaults: bool = True) -> Rules:
+    """The container's rules: the config's, then what runc appends (the default nodes, rwm,
+    but those whose path linux.devices lists; mknod of anything). listed: the paths of
+    linux.devices."""
     folded = Rules()
     for rule in parse(config_rules):
         folded.apply(*rule)
     if not defaults:
         return folded
-    # A fifo (p) is no device to the cgroup; u is an unbuffered character device.
-    nodes = [("c" if k == "u" else k, ma, mi, "rwm") for k, ma, mi in devices
-             if k in ("b", "c", "u") and all(isinstance(n, int) and 0 <= n <= 0xFFFFFFFF for n in (ma, mi))]
-    for kind, major, minor, access in _ALWAYS + nodes:
-        folded.apply(True, kind, major, minor, _access(access, "device"))
+    for path, kind, major, minor, access in _ALWAYS:
+        if path is None or path not in listed:
+            folded.apply(True, kind, major, minor, _access(access, "device"))
     return folded
 
 

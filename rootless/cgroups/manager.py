@@ -60,11 +60,9 @@ def plan(config: dict, container_id: str, manager: str, *, rootless: bool, env,
     found = _plan(config, linux, container_id, manager, rootless, env, translation, mount, proc)
     if not rootless and found.driver != "none":
         # As runc as root: every container's cgroup gets a device filter, from the rules and
-        # what runc allows after them (its default nodes and linux.devices).
+        # what runc allows after them (its default nodes the config does not list again).
         from rootless.cgroups import devices
-        found.devices = devices.fold((linux.get("resources") or {}).get("devices"),
-                                     [(d.get("type"), d.get("major"), d.get("minor"))
-                                      for d in linux.get("devices") or () if isinstance(d, dict)])
+        found.devices = devices.fold((linux.get("resources") or {}).get("devices"), devices.listed_paths(linux))
     return found
 
 

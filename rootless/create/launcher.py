@@ -166,14 +166,12 @@ def _plan_cgroup(ctx, config: dict, container_id: str, rootless: bool):
 def _check_device_rules(ctx, config: dict, container_id: str, required: bool) -> None:
     """A rootless container gets no device filter: the kernel loads one only for CAP_SYS_ADMIN
     in the initial user namespace. What it can open is then what the host's permissions allow
-    on the nodes it is given; the rules (and runc, which allows linux.devices and its default
-    nodes after them) would change that only for the host's nodes bound in from /dev: those
+    on the nodes it is given; the rules (and runc, which allows its default nodes after them)
+    would change that only for the host's nodes bound in from /dev: those
     the rules deny are named, once, or refused when cgroups are required. rootless/cgroups is
     loaded only for a config that binds something of /dev (runc's templates deny every device)."""
     from rootless.cgroups import devices
-    rules = devices.fold(config["linux"]["resources"]["devices"],
-                         [(d.get("type"), d.get("major"), d.get("minor"))
-                          for d in config["linux"].get("devices") or () if isinstance(d, dict)])
+    rules = devices.fold(config["linux"]["resources"]["devices"], devices.listed_paths(config["linux"]))
     denied = devices.unenforced(rules, devices.bound_nodes(config.get("mounts")))
     if not denied:
         return

@@ -72,8 +72,9 @@ def build_process(container_process: dict, request: ExecRequest) -> dict:
             raise RootlessError("exec needs a command after the container ID, or --process FILE")
         proc = json.loads(json.dumps(container_process))  # a deep copy
         proc["args"] = list(request.args)
+        # process.consoleSize stays: runc's exec copies the container's process, and the init
+        # of the exec sizes the pty with it (a console socket's receiver sees that size).
         proc["terminal"] = False
-        proc.pop("consoleSize", None)
         if request.cwd:
             proc["cwd"] = request.cwd
         proc["env"] = proc.get("env", []) + request.env
@@ -181,8 +182,9 @@ def execute(ctx, cdir: state.ContainerDir, record: dict, request: ExecRequest) -
             else:
                 local_console, remote = socket_module.socketpair()
                 console_fd = remote.detach()
-                # The process runs as soon as its pty is made: the caller's size must be there
-                # first (runc's exec shows the caller's size from the start).
+                # The process runs as soon as its pty is made: the caller's size goes there
+                # first, over process.consoleSize (runc sizes the pty by consoleSize and by the
+                # caller's terminal once the process runs: docs/differences-from-runc.md).
                 from rootless.terminal import console
                 size = console.window_size(0)
                 if size:

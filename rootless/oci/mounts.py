@@ -200,9 +200,11 @@ def resolve_idmaps(plan: list, linux: dict, *, in_initial_userns: bool) -> None:
 
 
 def plan_devices(linux: dict, *, with_defaults: bool) -> list[Device]:
-    devices = {}
-    if with_defaults:
-        devices = {path: Device(path, kind, major, minor, 0o666, 0, 0) for path, kind, major, minor in DEFAULT_DEVICES}
+    """The default nodes, then the config's devices in their order. A config entry for a
+    default's path replaces that default and goes with the config's entries, as runc orders
+    them (libcontainer/specconv createDevices): the order of the binds shows in mountinfo,
+    that of the nodes in their inode numbers."""
+    devices: dict[str, Device] = {}
     for entry in linux.get("devices", []):
         path = entry["path"]
         if os.path.normpath(path) == "/dev/ptmx":  # as runc: always the link to pts/ptmx, never a node
@@ -211,7 +213,9 @@ def plan_devices(linux: dict, *, with_defaults: bool) -> list[Device]:
             raise ConfigError(f"config.json: device {path}: unknown type {entry['type']!r}")
         devices[path] = Device(path, entry["type"], entry.get("major", 0), entry.get("minor", 0),
                                entry.get("fileMode", 0o666), entry.get("uid", 0), entry.get("gid", 0))
-    return list(devices.values())
+    defaults = [Device(path, kind, major, minor, 0o666, 0, 0) for path, kind, major, minor in DEFAULT_DEVICES
+                if with_defaults and path not in devices]
+    return defaults + list(devices.values())
 
 
 def plan_rootfs(config: dict, bundle: str) -> list:

@@ -381,6 +381,12 @@ add(
 
 FUSE = {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}
 LS_DEV = sh("ls -ln /dev/fuse /dev/null | cut -d' ' -f1,5-7 | tr -s ' '")
+ZERO_0600 = {"path": "/dev/zero", "type": "c", "major": 1, "minor": 5, "fileMode": 0o600, "uid": 0, "gid": 0}
+URANDOM = {"path": "/dev/urandom", "type": "c", "major": 1, "minor": 9, "fileMode": 0o640, "uid": 0, "gid": 0}
+# The nodes in the order they were made (a fresh tmpfs numbers its inodes in order), and their
+# modes and owners.
+DEV_ORDER = sh("cd /dev; ls -i null random full tty zero urandom | sort -n | awk '{print $2}' | tr '\\n' ' '; echo;"
+               " ls -ln null zero urandom | awk '{print $1, $3, $4, $NF}'")
 add(
     Case("device-fuse-0666", config=linux(devices=[{**FUSE, "fileMode": 0o666, "uid": 0, "gid": 0}]), args=LS_DEV),
     Case("device-fuse-0660", config=linux(devices=[{**FUSE, "fileMode": 0o660, "uid": 0, "gid": 0}]), args=LS_DEV),
@@ -392,6 +398,13 @@ add(
          args=sh("ls -l /dev/ptmx | cut -c1-10; readlink /dev/ptmx")),
     Case("device-null-listed", config=linux(devices=[{"path": "/dev/null", "type": "c", "major": 1, "minor": 3,
                                                       "fileMode": 0o666}]), args=LS_DEV[:2] + ["ls -ln /dev/null | cut -c1-10"]),
+    # A device that overrides a default one takes the place of the config's devices (after the
+    # defaults), as runc orders them: the order of the binds shows in mountinfo.
+    Case("device-override-default-order", config=linux(devices=[ZERO_0600]), check=("exit", "mount_order"),
+         focus=("/dev",)),
+    Case("device-override-defaults-order", config=linux(devices=[URANDOM, ZERO_0600, {**FUSE, "fileMode": 0o666}]),
+         check=("exit", "mount_order"), focus=("/dev",)),
+    Case("device-override-default-seen", config=linux(devices=[URANDOM, ZERO_0600]), args=DEV_ORDER),
     Case("device-in-subdir", config=linux(devices=[{**FUSE, "path": "/dev/sub/fuse", "fileMode": 0o666}]),
          args=sh("ls -ln /dev/sub/fuse | cut -c1")),
     Case("device-block-loop", config=linux(devices=[{"path": "/dev/loop-control", "type": "c", "major": 10,
@@ -638,6 +651,27 @@ add(
               note="runc 1.2 applies process.execCPUAffinity to exec; 1.1.5 ignores it",
               current=lambda seen: {**seen, "stdout": "Cpus_allowed_list:\t1\n"}),
     exec_case("exec-tty-stty", "-t", exec_args=["stty", "-a"]),
+    # process.consoleSize of the container's config.json is the exec's too (runc's exec copies
+    # the container's process), as is --process FILE's; a foreground exec then takes the
+    # caller's size, a console socket's receiver keeps it.
+    exec_case("exec-tty-console-socket", "-d", "-t", "--console-socket", "CONSOLE", exec_args=["stty", "size"]),
+    exec_case("exec-tty-console-socket-consoleSize", "-d", "-t", "--console-socket", "CONSOLE",
+              exec_args=["stty", "size"], config=process(consoleSize={"height": 33, "width": 99})),
+    exec_case("exec-tty-console-socket-consoleSize-terminal", "-d", "-t", "--console-socket", "CONSOLE",
+              exec_args=sh("stty size; tty"), terminal=True, config=process(consoleSize={"height": 31, "width": 97})),
+    exec_case("exec-tty-console-socket-process-consoleSize", "-d", "--console-socket", "CONSOLE",
+              config=process(consoleSize={"height": 33, "width": 99}),
+              process={**PROCESS, "terminal": True, "consoleSize": {"height": 40, "width": 120},
+                       "args": ["stty", "size"]}),
+    exec_case("exec-tty-console-socket-process-no-consoleSize", "-d", "--console-socket", "CONSOLE",
+              config=process(consoleSize={"height": 33, "width": 99}),
+              process={**PROCESS, "terminal": True, "args": ["stty", "size"]}),
+    exec_case("exec-tty-consoleSize-foreground", "-t", exec_args=sh("sleep 0.5; stty size"),
+              config=process(consoleSize={"height": 33, "width": 99})),
+    exec_case("exec-tty-consoleSize-foreground-at-start", "-t", exec_args=["stty", "size"],
+              config=process(consoleSize={"height": 33, "width": 99})),
+    exec_case("exec-tty-process-consoleSize-foreground-at-start", "-t", process={
+        **PROCESS, "terminal": True, "consoleSize": {"height": 40, "width": 120}, "args": ["stty", "size"]}),
     exec_case("exec-detach", "-d", exec_args=["sleep", "1"]),
     exec_case("exec-detach-pid-file", "-d", "--pid-file", "WORK/e.pid", exec_args=sh("sleep 1")),
     exec_case("exec-process-file", process=PROCESS),
@@ -786,6 +820,7 @@ add(
          args=LS_DEV, root=True),
     Case("root-device-fuse-0660", config=linux(devices=[{**FUSE, "fileMode": 0o660, "uid": 0, "gid": 0}]),
          args=LS_DEV, root=True),
+    Case("root-device-override-default-seen", config=linux(devices=[URANDOM, ZERO_0600]), args=DEV_ORDER, root=True),
     Case("root-device-filemode-with-type-bits", config=linux(devices=[{**FUSE, "fileMode": 0o20666}]),
          args=LS_DEV, root=True),
     Case("root-sysfs", check=("exit", "mounts"), focus=("/sys$",), root=True),

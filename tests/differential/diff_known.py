@@ -142,6 +142,13 @@ DELIBERATE: dict[str, tuple[str, Callable[[dict, dict], None]]] = {
                              "process sees either (a race)",
                              lambda rootless, runc: None if rootless["output"].replace("\r", "") == "24 80\n" else
                              pytest.fail(repr(rootless["output"]))),
+    "exec-tty-consoleSize-foreground-at-start": (
+        "a foreground exec -t gives the pty the caller's terminal size before the process starts; runc's "
+        "exec sizes it by the container's process.consoleSize and the caller's size later (a race)",
+        stdout_is("24 80\n", crlf_too=True)),
+    "exec-tty-process-consoleSize-foreground-at-start": (
+        "as exec-tty-consoleSize-foreground-at-start, with the consoleSize of --process FILE",
+        stdout_is("24 80\n", crlf_too=True)),
     "terminal-run-to-files": ("a terminal: true foreground run without a terminal of the caller's proxies the "
                               "pty to stdout; runc fails opening /dev/tty (whether the pty keeps ONLCR is the terminal "
                               "item of issue 10)", stdout_is("a\nb\n", crlf_too=True)),

@@ -221,37 +221,53 @@ def hooks(side: Side, case) -> dict:
 
 
 def exec_in(side: Side, case) -> dict:
-    """A container running `sleep 600` (run -d); then `exec [case.flags] ID case.args...`,
-    with a terminal of the caller's when "-t" is among the flags."""
-    config_case = type(case)(case.name, config=case.config, args=["sleep", "600"], private_rootfs=case.private_rootfs)
+    """A container running `sleep 600` (run -d, with a console socket when case.terminal); then
+    `exec [case.flags] ID case.args...`, with a terminal of the caller's when "-t" is among the
+    flags but "CONSOLE" is not (it stands for a console socket of the test's, whose output is
+    recorded once the process has exited)."""
+    config_case = type(case)(case.name, config=case.config, args=["sleep", "600"], private_rootfs=case.private_rootfs,
+                             terminal=case.terminal)
     bundle = _bundle(side, config_case)
     container_id = side.new_id()
     names = _names(side, container_id, bundle)
     flags = [a.replace("WORK/", str(side.runtime.work_dir) + "/") for a in case.flags]
+    container_console = side.console_socket() if case.terminal else None
+    run_flags = ["--console-socket", str(container_console.path)] if container_console else []
+    exec_console = side.console_socket() if "CONSOLE" in flags else None
+    if exec_console is not None:
+        flags = [str(exec_console.path) if a == "CONSOLE" else a for a in flags]
     if case.process is not None:
         path = side.runtime.work_dir / f"{container_id}.process.json"
         process = json.loads(json.dumps(case.process))
         path.write_text(json.dumps(process))
         flags += ["--process", str(path)]
     args = case.exec_args if case.exec_args is not None else PROBE_ARGS
+    console_output = None
     try:
-        side.run("run", "-d", "--bundle", bundle, container_id, check=True)
-        if "-t" in flags or "--tty" in flags:
+        side.run("run", "-d", *run_flags, "--bundle", bundle, container_id, check=True)
+        if ("-t" in flags or "--tty" in flags) and exec_console is None:
             status, seen_bytes = side.run_in_terminal("exec", *flags, container_id, *args)
             stdout, stderr_empty = seen_bytes.decode(errors="replace"), None
         else:
             result = side.run("exec", *flags, container_id, *args, timeout=60)
             status, stdout, stderr_empty = result.returncode, result.stdout, result.stderr == ""
             stderr = result.stderr.strip()[-300:]
-            if "-d" in flags or "--detach" in flags:
+            if exec_console is not None:
+                console_output = exec_console.wait().decode(errors="replace") if status == 0 else ""
+            elif "-d" in flags or "--detach" in flags:
                 time.sleep(0.3)
     finally:
         side.cleanup_container(container_id)
+        for console in (container_console, exec_console):
+            if console is not None:
+                console.wait(timeout=5)
     seen = {"exit": status, "stderr_empty": stderr_empty}
+    if console_output is not None:
+        seen["console"] = normalize_text(console_output, names)
     if stderr_empty is False:
         seen["_stderr"] = stderr
     text = normalize_text(stdout, names)
-    if case.exec_args is None and "-d" not in flags:
+    if case.exec_args is None and case.process is None and "-d" not in flags:
         seen.update(narrow(parse_probe(text), case))
     else:
         seen["stdout"] = text

@@ -10,7 +10,7 @@ rootless's own behaviour, with the reason. Where runc 1.1.5 and current runc dif
 compares rootless with current runc's documented value (the case's `current` and `note`).
 conftest.py prints the table of cases (identical / differs (known) / deliberate) at the end.
 
-Size: 356 cases (333 as the test user, 23 as root); they cost about 80 s of CPU (user + system,
+Size: 368 cases (344 as the test user, 24 as root); they cost about 80 s of CPU (user + system,
 runtimes and containers included), and took 3.5 to 4.8 minutes of wall time on the 2-core
 machine while three other test sessions loaded it (load average 10 to 13).
 ROOTLESS_DIFF_CASES=N runs every N-th case (2: half the time), ROOTLESS_DIFF_CASES=off none.

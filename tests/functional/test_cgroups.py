@@ -160,7 +160,7 @@ def test_rootless_names_the_bound_device_nodes_its_rules_deny(rootless_runtime: 
     """No device filter without CAP_SYS_ADMIN in the initial user namespace: a host node bound
     in (here /dev/kmsg, c 1:11) stays as open as the host's permissions make it, and a rule
     that denies it is named, once; one the rules allow, or a template's deny-all alone (the
-    default nodes and linux.devices are allowed after the rules, as runc allows them), is not."""
+    default nodes are allowed after the rules, as runc allows them), is not."""
     bundle = rootless_runtime.bundle(["true"], linux={"resources": {"devices": rules}},
                                      mounts=_default_mounts(rootless_runtime) + [KMSG_BIND])
     result = rootless_runtime.run(*manager_flags(), "run", "--bundle", bundle, rootless_runtime.new_id())

@@ -118,10 +118,15 @@ def test_a_hole_in_a_wildcard_is_refused_as_runc_refuses_it() -> None:
         devices.fold([rule(False), rule(True, "c"), rule(False, "c", 1, 3)], defaults=False)
 
 
-def test_linux_devices_nodes_are_allowed_after_the_rules() -> None:
-    folded = devices.fold([rule(False)], devices=[("c", 10, 229), ("u", 4, 64), ("p", 0, 0)])
-    assert folded.allows("c", 10, 229, devices.ACC_READ | devices.ACC_WRITE)
-    assert folded.allows("c", 4, 64, devices.ACC_READ)
+def test_linux_devices_get_no_rule_and_drop_the_default_they_override() -> None:
+    """runc 1.1.5 as root, template rules (deny all), linux.devices /dev/fuse and /dev/zero:
+    both open with EPERM, /dev/null opens, any node can be made."""
+    linux = {"devices": [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229},
+                         {"path": "/dev/zero", "type": "c", "major": 1, "minor": 5, "fileMode": 0o600}]}
+    folded = devices.fold([rule(False)], devices.listed_paths(linux))
+    assert not folded.allows("c", 10, 229, devices.ACC_READ)
+    assert not folded.allows("c", 1, 5, devices.ACC_READ)
+    assert folded.allows("c", 1, 3, devices.ACC_READ | devices.ACC_WRITE)
     assert folded.allows("b", 7, 0, devices.ACC_MKNOD) and not folded.allows("b", 7, 0, devices.ACC_READ)
 
 

@@ -65,6 +65,16 @@ def test_fresh_dev_gets_default_devices_and_links():
     assert "/dev/null" in paths and "/dev/fuse" in paths and "/dev/ptmx" in paths
 
 
+def test_a_device_that_overrides_a_default_goes_with_the_configs_devices():
+    """runc's createDevices: the defaults the config does not list, then the config's devices."""
+    devices = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229},
+               {"path": "/dev/zero", "type": "c", "major": 1, "minor": 5, "fileMode": 0o600}]
+    plan = mounts.plan_devices({"devices": devices}, with_defaults=True)
+    assert [op.path for op in plan] == ["/dev/null", "/dev/random", "/dev/full", "/dev/tty", "/dev/urandom",
+                                        "/dev/fuse", "/dev/zero"]
+    assert plan[-1].mode == 0o600
+
+
 def test_without_a_dev_mount_the_images_dev_gets_the_nodes():
     """runc's needsSetupDev: without a /dev bind, its nodes and links go into the /dev there is."""
     plan = mounts.plan_rootfs({"mounts": [], "linux": {}}, "/b")
