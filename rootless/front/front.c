@@ -91,7 +91,6 @@ static void hand_over_answer(const char *answer, size_t length)
 
 struct call {
     const char *verb, *root, *id, *signal;
-    int force, log_json;
 };
 
 static int is_flag(const char *arg, const char *short_form, const char *long_form)
@@ -134,8 +133,8 @@ static void recognise(int argc, char **argv, struct call *call)
     int positionals = 0;
     for (i++; i < argc; i++) {
         if (is_delete && is_flag(argv[i], "-f", "--force"))
-            call->force = 1;
-        else if (argv[i][0] == '-')
+            continue; /* the front deletes only stopped containers, which need no force */
+        if (argv[i][0] == '-')
             hand_over(); /* kill --all among them: the front signals the init alone */
         else if (positionals++ == 0)
             call->id = argv[i];
@@ -350,7 +349,7 @@ static int write_all(const char *text, size_t length)
 static int state(struct container *c)
 {
     /* The view holds `state`'s output as Python renders it; its 4th and 5th lines are the PID
-     * and the status (json.dumps(indent=2) of rootless/state.py oci_state()). */
+     * and the status (rootless/state.py state_text()). */
     const char *status = status_of(c), *text = c->state_text, *line = text;
     for (int i = 0; i < 3; i++) {
         line = strchr(line, '\n');
@@ -406,9 +405,15 @@ static int kill_init(struct container *c, const char *signal_text)
     return 0;
 }
 
+/* Saved poststart or poststop hooks (rootless/process/hooks.py): Python runs them. */
+static int has_hooks(const struct container *c)
+{
+    return faccessat(c->dir, "hooks.json", F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
 static int release(struct container *c)
 {
-    if (strcmp(status_of(c), "created") != 0 || faccessat(c->dir, "hooks.json", F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+    if (strcmp(status_of(c), "created") != 0 || has_hooks(c))
         hand_over();
     const char *notify_socket = getenv("NOTIFY_SOCKET");
     if (c->notify && notify_socket && *notify_socket)
@@ -470,8 +475,7 @@ static void remove_tree(int parent, const char *name, int depth)
 
 static int delete(struct container *c, const char *root, const char *id)
 {
-    if (c->teardown || strcmp(status_of(c), "stopped") != 0 ||
-        faccessat(c->dir, "hooks.json", F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+    if (c->teardown || strcmp(status_of(c), "stopped") != 0 || has_hooks(c))
         hand_over();
     int parent = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (parent < 0)

@@ -253,7 +253,6 @@ class Store:
         return {"layers": len(doomed_layers), "blobs": len(doomed_blobs), "leftovers": len(leftovers),
                 "bytes": freed}
 
-
     def _doomed_copies(self, keep_layers: set[str]) -> list[str]:
         """mapped/KEY/HEX of the layers no image keeps (mapped/KEY too once it is empty)."""
         mapped = os.path.join(self.root, "mapped")
