@@ -3,7 +3,6 @@
 Only the verb's own module is imported, so `state` or `kill` pay for nothing they do not use.
 """
 
-import os
 import sys
 
 from rootless import args as a

@@ -135,8 +135,15 @@ def fold(config_rules, listed=(), defaults: bool = True) -> Rules:
     return folded
 
 
+def rules_of(linux: dict) -> Rules:
+    """The container's rules from its config's linux section (fold of its resources.devices,
+    with the paths linux.devices lists)."""
+    return fold((linux.get("resources") or {}).get("devices"), listed_paths(linux))
+
+
 # The program, as (operation, dst, src, offset or label, immediate) with labels for jumps; the
 # names are cilium/ebpf's (what runc's tests print), so a listing compares with runc's.
+
 def program(rules: Rules) -> list[tuple]:
     insts: list[tuple] = [
         ("LdXMemW", 2, 1, 0, 0), ("AndImm32", 2, 0, 0, 0xFFFF),  # r2 = type

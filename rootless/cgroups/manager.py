@@ -62,7 +62,7 @@ def plan(config: dict, container_id: str, manager: str, *, rootless: bool, env,
         # As runc as root: every container's cgroup gets a device filter, from the rules and
         # what runc allows after them (its default nodes the config does not list again).
         from rootless.cgroups import devices
-        found.devices = devices.fold((linux.get("resources") or {}).get("devices"), devices.listed_paths(linux))
+        found.devices = devices.rules_of(linux)
     return found
 
 

@@ -171,7 +171,7 @@ def _check_device_rules(ctx, config: dict, container_id: str, required: bool) ->
     the rules deny are named, once, or refused when cgroups are required. rootless/cgroups is
     loaded only for a config that binds something of /dev (runc's templates deny every device)."""
     from rootless.cgroups import devices
-    rules = devices.fold(config["linux"]["resources"]["devices"], devices.listed_paths(config["linux"]))
+    rules = devices.rules_of(config["linux"])
     denied = devices.unenforced(rules, devices.bound_nodes(config.get("mounts")))
     if not denied:
         return

@@ -2,6 +2,7 @@
 them, so a blob is verified in the same pass that stores or unpacks it."""
 
 from rootless.errors import RootlessError
+from rootless.hashing import sha256
 
 
 class ImageError(RootlessError):
@@ -17,20 +18,7 @@ def hex_of(digest: str) -> str:
 
 
 def digest_of(data: bytes) -> str:
-    return "sha256:" + _sha256()(data).hexdigest()
-
-
-def _sha256():
-    """CPython's own sha256 (its C module, about 0.1 ms to import) rather than hashlib's
-    OpenSSL one (tens of ms to load): `rlx run` verifies a config blob on every call."""
-    try:
-        from _sha2 import sha256  # Python 3.12+
-    except ImportError:
-        try:
-            from _sha256 import sha256
-        except ImportError:
-            from hashlib import sha256
-    return sha256
+    return "sha256:" + sha256()(data).hexdigest()
 
 
 class HashingReader:

@@ -21,18 +21,16 @@ of the layers they remove (Store.prune).
 import os
 import stat
 
+from rootless.hashing import sha256
+
 CAPABILITY = "security.capability"
 
 
 def map_key(target: dict) -> str:
     """The store's name of a target map: the same map always gets the same key."""
-    try:  # the builtin module: hashlib loads OpenSSL, about 6 ms on every keep-id run
-        from _sha256 import sha256
-    except ImportError:
-        from hashlib import sha256
     text = repr([sorted((m["containerID"], m["hostID"], m["size"]) for m in target[k])
                  for k in ("uidMappings", "gidMappings")])
-    return sha256(text.encode()).hexdigest()[:16]
+    return sha256()(text.encode()).hexdigest()[:16]
 
 
 def segments(store_maps: list[dict], target_maps: list[dict]) -> list[tuple[int, int, int]]:

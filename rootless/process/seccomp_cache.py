@@ -32,23 +32,12 @@ import stat
 import sys
 
 from rootless import paths
+from rootless.hashing import sha256
 from rootless.process import seccomp
 
 _MAGIC = b"rootless seccomp cache 1"
 _MAX_ENTRY = 64 * 1024          # the kernel's 4096 instructions are 32 KiB; warnings are short
 _KEEP = 64                      # entries kept; a miss beyond that removes the oldest
-
-
-def _sha256():
-    # hashlib loads OpenSSL (about 5 ms); the builtin module is all a digest of 20 KiB needs.
-    try:
-        from _sha256 import sha256          # Python 3.11
-    except ImportError:
-        try:
-            from _sha2 import sha256        # 3.12 and later
-        except ImportError:
-            from hashlib import sha256
-    return sha256
 
 
 def compile(profile: dict, env=os.environ) -> tuple[seccomp.Program, list[str]]:
@@ -59,7 +48,7 @@ def compile(profile: dict, env=os.environ) -> tuple[seccomp.Program, list[str]]:
     if directory is None:
         return seccomp.compile(profile)
     try:
-        digest = _sha256()(_key(profile)).hexdigest()
+        digest = sha256()(_key(profile)).hexdigest()
         name = f"seccomp-{digest}"
         found = _read(directory, name, digest)
         if found is not None:
@@ -153,7 +142,7 @@ def _parse(data: bytes, digest: str) -> tuple[seccomp.Program, list[str]] | None
         return None
     warnings, bpf = [line.decode() for line in rest[:-1]], rest[-1]
     if (len(bpf) != int(length) or not bpf or len(bpf) % 8 or len(bpf) // 8 > seccomp.BPF_MAXINSNS
-            or _sha256()(bpf).hexdigest() != bpf_digest or notify not in ("0", "1")):
+            or sha256()(bpf).hexdigest() != bpf_digest or notify not in ("0", "1")):
         return None
     return seccomp.Program(bpf, int(flags), notify == "1"), warnings
 
@@ -176,7 +165,7 @@ def _write(directory: int, name: str, digest: str, program: seccomp.Program, war
         path, lib = library
         header = [_MAGIC.decode(), digest, f"{lib.st_dev} {lib.st_ino} {lib.st_size} {lib.st_mtime_ns} {path}",
                   f"{program.flags} {int(program.notify)} {len(program.bpf)} "
-                  f"{_sha256()(program.bpf).hexdigest()} {len(warnings)}", *warnings]
+                  f"{sha256()(program.bpf).hexdigest()} {len(warnings)}", *warnings]
         data = "\n".join(header).encode() + b"\n" + program.bpf
         temporary = f".{name}.{os.getpid()}"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,

@@ -18,11 +18,6 @@ def debugging() -> bool:
     return _settings["debug"]
 
 
-def usage(message: str):
-    from rootless.errors import UsageError
-    return UsageError(message)
-
-
 def debug(message: str) -> None:
     if _settings["debug"]:
         print(f"rlx: {message}", file=sys.stderr)

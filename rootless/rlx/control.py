@@ -272,12 +272,10 @@ def execute(ctr: Ctr, command: list[str], *, interactive: bool, tty: bool, env: 
     st = ctr.running_state("exec")
     # podman's -e NAME: the value of ours, or nothing when we have none
     env = [item if "=" in item else f"{item}={os.environ[item]}" for item in env if "=" in item or item in os.environ]
-    if not interactive:
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.close(null)
     from rootless.exec import launcher
     from rootless.rlx import launch
+    if not interactive:
+        launch.stdin_from_devnull()
     ctx = launch.context(debug)
     request = launcher.ExecRequest(list(command), env=list(env), user=user, cwd=cwd, tty=tty or None)
     return launcher.execute(ctx, ctr.cdir, st, request)

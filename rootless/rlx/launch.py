@@ -5,7 +5,7 @@ we are the container's parent (subreaper), proxy its terminal and return its exi
 
 Who removes what: the foreground run deletes the runtime container when it exits, and with
 --rm the rlx directory too; a detached --rm container is deleted by its shim, which then runs
-`python -m rootless.rlx.cleanup` for the rlx directory.
+the command rootless.rlx.run builds for it (`_cleanup_command`) to remove the rlx directory.
 """
 
 import os
@@ -47,16 +47,20 @@ def detach(ctx: RlxContext, container_id: str, bundle: str, *, log_path: str, cl
     return record["pid"]
 
 
+def stdin_from_devnull() -> None:
+    """podman gives a process without -i no input: /dev/null, never our terminal."""
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+
+
 def foreground(ctx: RlxContext, container_id: str, bundle: str, *, interactive: bool) -> int:
     """Create, start, wait; the runtime container is deleted when it exits. Returns the exit
     status (128+N for signal N)."""
     request = launcher.Request(container_id, bundle)
     job = launcher.prepare(ctx, request)
     if not interactive:
-        # podman gives a container without -i no input: /dev/null, never our terminal
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.close(null)
+        stdin_from_devnull()
     local_console = None
     if job.terminal:
         import socket

@@ -8,7 +8,7 @@ to stderr only on a terminal or with --debug, errors are one line.
 import os
 import sys
 
-from rootless.errors import RootlessError
+from rootless.errors import RootlessError, UsageError
 from rootless.rlx import context
 
 EXAMPLES = """
@@ -68,7 +68,7 @@ def execute(values: dict) -> None:
         security_opt=values["security_opt"], tty=values["tty"], interactive=values["interactive"])
     chosen = values["network"] or runconfig.network_default(_which)
     if chosen not in runconfig.NETWORKS:
-        raise context.usage(f"--network {chosen!r}: use one of {', '.join(runconfig.NETWORKS)}")
+        raise UsageError(f"--network {chosen!r}: use one of {', '.join(runconfig.NETWORKS)}")
     if chosen == "slirp4netns":
         _check_socket_room(records.state_root())
     store = context.store()

@@ -38,15 +38,10 @@ def format_output(stream: str, data: bytes, log_format: str, when: str) -> bytes
     return b"".join(out)
 
 
-def parse_line(line: bytes, log_format: str) -> tuple[str, bytes]:
-    """(stream, output) of one log line: the output as the process wrote it, with its
-    newline when the line was full."""
-    return parse_entry(line, log_format)[1:]
-
-
 def parse_entry(line: bytes, log_format: str) -> tuple[str, str, bytes]:
-    """(time, stream, output) of one log line; time as written (RFC 3339, fixed width, so
-    that times compare as strings)."""
+    """(time, stream, output) of one log line: time as written (RFC 3339, fixed width, so
+    that times compare as strings), the output as the process wrote it, with its newline
+    when the line was full."""
     if log_format == "k8s-file":
         when, stream, tag, text = (line.rstrip(b"\n").split(b" ", 3) + [b"", b"", b""])[:4]
         return when.decode(), stream.decode(), text + (b"\n" if tag == b"F" else b"")

@@ -23,7 +23,7 @@ def test_parse_gives_back_what_was_written() -> None:
     for log_format in logformat.FORMATS:
         written = b"a b c\n\nlast"
         lines = logformat.format_output("stdout", written, log_format, "T").splitlines(keepends=True)
-        parsed = [logformat.parse_line(line, log_format) for line in lines]
+        parsed = [logformat.parse_entry(line, log_format)[1:] for line in lines]
         assert {stream for stream, _ in parsed} == {"stdout"}
         assert b"".join(output for _, output in parsed) == written
 
