@@ -3,7 +3,8 @@
 Process stages (one module each):
   rootless.fastpath   the command's entry: the short verbs without the CLI's tables, the rest to rootless.cli
   rootless.cli        the CLI process: parses argv, dispatches to rootless.commands.<verb>
-  rootless.create.launcher   the CLI side of create: forks the namespace stage, maps IDs, waits
+  rootless.create.stagefork  forks the namespace stage first, so that it imports while the CLI plans
+  rootless.create.launcher   the CLI side of create: plans, sends the stage its job, maps IDs, waits
   rootless.create.nsstage    the namespace-creating child: joins/creates namespaces, forks the init
   rootless.create.init       the container init: mounts, pivot_root, process setup, waits for start
 

@@ -1,11 +1,13 @@
-from rootless.create import launcher
+from rootless.create import stagefork
 
 
 # Networking flags stand for the bundle annotations documented in README.md.
 _NETWORK_FLAGS = (("network", "rootless.network"), ("dns", "rootless.dns"))
 
 
-def request_from(parsed) -> launcher.Request:
+def request_from(parsed):
+    """launcher.Request from the create and run flags."""
+    from rootless.create import launcher
     o = parsed.options
     # --preserve-fds N passes fds 3..N+2: each must be open, or the container gets another
     # file at that number later (the same check as exec's).
@@ -19,11 +21,16 @@ def request_from(parsed) -> launcher.Request:
 
 
 def run(ctx, parsed) -> int:
-    request = request_from(parsed)
     if parsed.options["shim"]:
-        spawn_shim(ctx, request, parsed.options, remove=False)
-    else:
-        launcher.create(ctx, request)
+        spawn_shim(ctx, request_from(parsed), parsed.options, remove=False)
+        return 0
+    # First, before the imports request_from makes: the stage loads the init's modules meanwhile.
+    stage = stagefork.fork()
+    try:
+        from rootless.create import launcher
+        launcher.create(ctx, request_from(parsed), stage=stage)
+    finally:
+        stage.discard()
     return 0
 
 

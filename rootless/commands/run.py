@@ -1,15 +1,25 @@
 import os
 
-from rootless import container, state
-from rootless.create import launcher
-from rootless.process import supervise
-from rootless.commands.create import request_from, spawn_shim
+from rootless.create import stagefork
 
 
 def run(ctx, parsed) -> int:
-    request = request_from(parsed)
     if parsed.options["shim"]:
-        return _run_with_shim(ctx, request, parsed.options)
+        from rootless.commands.create import request_from
+        return _run_with_shim(ctx, request_from(parsed), parsed.options)
+    # First, before the imports below: the stage loads the init's modules meanwhile.
+    stage = stagefork.fork()
+    try:
+        return _run(ctx, parsed, stage)
+    finally:
+        stage.discard()
+
+
+def _run(ctx, parsed, stage: stagefork.Stage) -> int:
+    from rootless.create import launcher
+    from rootless.process import supervise
+    from rootless.commands.create import request_from
+    request = request_from(parsed)
     detach = parsed.options["detach"]
     job = launcher.prepare(ctx, request)
     local_console = None
@@ -19,7 +29,7 @@ def run(ctx, parsed) -> int:
         local_console, remote = socket.socketpair()
         request.console_fd = remote.detach()
     try:
-        cdir, record = launcher.create(ctx, request, subreaper=not detach, job=job)
+        cdir, record = launcher.create(ctx, request, subreaper=not detach, job=job, stage=stage)
     finally:
         if request.console_fd is not None:
             os.close(request.console_fd)
@@ -50,6 +60,8 @@ def run(ctx, parsed) -> int:
 def _run_with_shim(ctx, request, options) -> int:
     """The shim keeps the container; in the foreground we are one of its clients (attach), so
     killing us loses nothing: logs, attach and wait still have it all."""
+    from rootless import container, state
+    from rootless.commands.create import spawn_shim
     spawn_shim(ctx, request, options, remove=options["rm"])
     cdir = state.ContainerDir(ctx.root, request.container_id)
     with cdir:
@@ -65,9 +77,10 @@ def _run_with_shim(ctx, request, options) -> int:
     return status
 
 
-def _start(ctx, cdir: state.ContainerDir, record: dict) -> None:
+def _start(ctx, cdir, record: dict) -> None:
     """start, and with NOTIFY_SOCKET back once READY=1 has been relayed (or the container has
     exited); on failure the container is deleted."""
+    from rootless import container
     try:
         with cdir:
             listener = container.start(cdir, record, os.environ.get("NOTIFY_SOCKET"))
@@ -79,6 +92,7 @@ def _start(ctx, cdir: state.ContainerDir, record: dict) -> None:
         raise
 
 
-def _delete(ctx, cdir: state.ContainerDir, record: dict) -> None:
+def _delete(ctx, cdir, record: dict) -> None:
+    from rootless import container
     with cdir:
         container.delete(cdir, record, force=True, warn=ctx.warn)

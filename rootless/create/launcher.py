@@ -1,6 +1,7 @@
 """Stage 1 of create: the CLI process's side. It plans everything from config.json (pure, so bad
-input fails before anything exists), makes the state directory, forks the namespace stage,
-writes the ID maps when asked, and records the container once its init is ready.
+input fails before anything exists), makes the state directory, hands the namespace stage its
+job (the stage was forked before the planning, rootless.create.stagefork), writes the ID maps
+when asked, and records the container once its init is ready.
 
 Every resource it makes has one owner here: on any failure the init and the namespace stage
 are killed and the state directory removed, so a failed create leaves nothing behind.
@@ -15,15 +16,13 @@ from rootless.oci import config as bundle_config
 from rootless.oci import mounts, namespaces
 from rootless import paths, state
 from rootless.linux import procfs
-from rootless.create import protocol
+from rootless.create import protocol, stagefork
+from rootless.create.protocol import InitJob
 from rootless.errors import RootlessError, fault
 
-
-class InitJob:
-    """What the namespace stage and the init need, computed before the fork."""
-
-    def __init__(self, **fields):
-        self.__dict__.update(fields)
+# What the namespace stage and the init read of an InitJob (rootless.create.nsstage, .init).
+_STAGE_FIELDS = ("container_id", "config", "bundle", "rootfs", "ns_plan", "mount_plan", "no_pivot",
+                 "no_new_keyring", "preserve_fds", "listen_fds", "may_mknod", "console_fd", "state_dir_fd")
 
 
 class Request:
@@ -224,10 +223,20 @@ def _reap(pid: int) -> None:
         pass
 
 
-def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | None = None
-           ) -> tuple[state.ContainerDir, dict]:
+def _for_stage(job: InitJob) -> InitJob:
+    fields = {name: getattr(job, name) for name in _STAGE_FIELDS}
+    fields["own_cgroup"] = not isinstance(job.cgroup, dict)
+    program = job.seccomp_filter
+    # The BPF only: libseccomp's own filter object (kept for --debug and tests) stays here.
+    fields["seccomp_filter"] = program and type(program)(program.bpf, program.flags, program.notify)
+    return InitJob(**fields)
+
+
+def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | None = None,
+           stage: stagefork.Stage | None = None) -> tuple[state.ContainerDir, dict]:
     """Create the container; its init waits on exec.fifo. With subreaper the init becomes our
-    child (for `run`, which waits for it). job: what prepare() returned, if called already."""
+    child (for `run`, which waits for it). job: what prepare() returned, if called already;
+    stage: the namespace stage, if forked already (else it is forked here)."""
     job = job or prepare(ctx, request)
     if job.terminal and not (request.console_socket or request.console_fd is not None):
         raise RootlessError("process.terminal is true: give --console-socket, or set terminal to false in config.json")
@@ -235,9 +244,10 @@ def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | Non
     cdir.make()
     fault("create:made")
     pids = {"stage": None, "init": None}   # children to kill if anything fails
-    parent = child = None
+    parent = None
     network = None                          # the network helper's record, once attached
     try:
+        pids["stage"], parent = (stage or stagefork.fork()).take()
         if job.config.get("hooks"):
             from rootless.process import hooks  # before the fork: the init runs hooks with it too
             hooks.save(cdir.path, job.config["hooks"])
@@ -258,13 +268,7 @@ def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | Non
             from rootless.process import supervise
             supervise.adopt_orphans()
         _make_idmapped_trees(job)
-        parent, child = protocol.make_pipes()
-        pids["stage"] = os.fork()
-        if pids["stage"] == 0:
-            parent.close()
-            from rootless.create import nsstage
-            nsstage.run(child, job)
-        child.close()
+        _send_job(parent, pids, _for_stage(job))
         _close_idmapped_trees(job)
         fault("create:forked")
         os.close(job.state_dir_fd)
@@ -406,6 +410,13 @@ def _follow_protocol(ctx, parent: protocol.Channel, job: InitJob, pids: dict) ->
 def _send(parent: protocol.Channel, pids: dict, message_type: str, **fields) -> None:
     try:
         parent.send(message_type, **fields)
+    except BrokenPipeError:
+        raise RootlessError(_what_died(pids)) from None
+
+
+def _send_job(parent: protocol.Channel, pids: dict, job: InitJob) -> None:
+    try:
+        parent.send_job(job)
     except BrokenPipeError:
         raise RootlessError(_what_died(pids)) from None
 

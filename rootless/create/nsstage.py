@@ -1,4 +1,5 @@
-"""Stage 2 of create: the namespace-creating child, forked by the CLI process.
+"""Stage 2 of create: the namespace-creating child, forked by the CLI process (as early as it
+can: rootless.create.stagefork) and given its job (rootless.create.protocol).
 
 It joins the namespaces given by path (the user namespace first), creates the user namespace
 and waits until the parent has written its ID maps, creates the other namespaces inside it,
@@ -13,10 +14,24 @@ from rootless.linux import syscalls as sc
 from rootless.errors import RootlessError, fault
 
 
+def serve(channel) -> None:
+    """Load the init's modules, wait for the job, carry it out. Never returns."""
+    try:
+        from rootless.create import init  # noqa: F401  (all it imports, while the parent plans)
+        job = channel.receive_job()
+    except RootlessError as err:
+        _report(channel, err.message)
+    except Exception as err:
+        _report(channel, f"namespace stage: {type(err).__name__}: {err}")
+    if job is None:
+        os._exit(0)  # the CLI process refused the config, or is gone: nothing was made
+    run(channel, job)
+
+
 def run(channel, job) -> None:
     """Never returns."""
     try:
-        if not isinstance(job.cgroup, dict):
+        if job.own_cgroup:
             # Into the container's cgroup before any namespace exists: the init and all it
             # forks are born there, and a new cgroup namespace is rooted at it.
             channel.send("cgroup", pid=os.getpid())
@@ -38,10 +53,6 @@ def run(channel, job) -> None:
             sc.unshare(sc.CLONE_NEWUSER)
             fault("nsstage:userns")
             channel.send("userns", pid=os.getpid())
-            # The init's modules (about 5 ms of imports, PITFALLS.md: all before pivot_root) load
-            # here, while the parent writes the ID maps (newuidmap and newgidmap take 2-3 ms),
-            # rather than after, while the parent waits.
-            from rootless.create import init
             channel.expect("mapped")
             from rootless.process import become
             become.become_namespace_root()
