@@ -9,10 +9,8 @@ def request_from(parsed):
     """launcher.Request from the create and run flags."""
     from rootless.create import launcher
     o = parsed.options
-    # --preserve-fds N passes fds 3..N+2: each must be open, or the container gets another
-    # file at that number later (the same check as exec's).
-    from rootless.exec.launcher import _check_preserved_fds
-    _check_preserved_fds(o["preserve_fds"])
+    from rootless.process import supervise
+    supervise.check_preserved_fds(o["preserve_fds"])
     annotations = {key: o[dest] for dest, key in _NETWORK_FLAGS if o[dest] is not None}
     if o["publish"]:
         annotations["rootless.ports"] = ",".join(o["publish"])

@@ -252,7 +252,6 @@ def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | Non
             from rootless.process import hooks  # before the fork: the init runs hooks with it too
             hooks.save(cdir.path, job.config["hooks"])
         cdir.make_fifo()
-        cdir.save_config(job.config)
         if job.notify:
             from rootless import notify
             notify.make_directory(cdir.path)
@@ -274,7 +273,7 @@ def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | Non
         os.close(job.state_dir_fd)
         if request.console_socket:
             os.close(job.console_fd)
-        ready = _follow_protocol(ctx, parent, job, pids)
+        ready = _follow_protocol(ctx, parent, job, pids, meanwhile=lambda: _while_the_init_sets_up(cdir, job))
         init_pid = pids["init"]
         fault("create:ready")
         for warning in ready.get("warnings", []):
@@ -370,10 +369,19 @@ def _close_idmapped_trees(job: InitJob) -> None:
             op.tree_fd = None
 
 
-def _follow_protocol(ctx, parent: protocol.Channel, job: InitJob, pids: dict) -> dict:
+def _while_the_init_sets_up(cdir: state.ContainerDir, job: InitJob) -> None:
+    """What nothing before "ready" waits for, done while the init mounts (milliseconds in which
+    this process would only wait): the copy of config.json that exec reads, and the modules that
+    recording the container (state.json's view) and `run`'s start import."""
+    cdir.save_config(job.config)
+    from rootless.front import view  # noqa: F401
+    from rootless import container  # noqa: F401
+
+
+def _follow_protocol(ctx, parent: protocol.Channel, job: InitJob, pids: dict, meanwhile) -> dict:
     """The parent's half of rootless.create.protocol, up to "ready"; fills pids["init"] with the
-    init's host PID and clears pids["stage"] once that stage is reaped. Returns the "ready"
-    message (its warnings and notes)."""
+    init's host PID and clears pids["stage"] once that stage is reaped; calls meanwhile() then.
+    Returns the "ready" message (its warnings and notes)."""
     def reap_stage() -> None:
         _reap(pids["stage"])
         pids["stage"] = None
@@ -394,6 +402,7 @@ def _follow_protocol(ctx, parent: protocol.Channel, job: InitJob, pids: dict) ->
         elif kind == "init":
             pids["init"] = message["pid"]
             reap_stage()
+            meanwhile()
         elif kind in ("hooks", "ready") and pids["init"] is None:
             raise RootlessError(f"protocol error: {kind!r} before the init's PID")
         elif kind == "hooks":

@@ -126,14 +126,6 @@ def _open_namespaces(init_pid: int) -> list[tuple[str, int]]:
     return opened
 
 
-def _check_preserved_fds(count: int) -> None:
-    for fd in range(3, 3 + count):
-        try:
-            os.fstat(fd)
-        except OSError:
-            raise UsageError(f"--preserve-fds {count}: fd {fd} is not open") from None
-
-
 def execute(ctx, cdir: state.ContainerDir, record: dict, request: ExecRequest) -> int:
     """Run the process in the container; with detach return 0 once it runs, else wait and
     return its exit status (128+N when signal N killed it)."""
@@ -149,7 +141,7 @@ def execute(ctx, cdir: state.ContainerDir, record: dict, request: ExecRequest) -
         raise UsageError("--console-socket needs a terminal: add -t/--tty (or terminal: true in --process)")
     if terminal and request.detach and not request.console_socket:
         raise UsageError("exec -t -d needs --console-socket: a detached process's terminal goes to a console socket")
-    _check_preserved_fds(request.preserve_fds)
+    supervise.check_preserved_fds(request.preserve_fds)
     from rootless.process import attrs
     attrs.check_lsm({"process": proc, "linux": {}})
     attrs.cpu_affinity(proc)  # a bad list fails here, not in the container

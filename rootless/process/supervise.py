@@ -1,12 +1,24 @@
-"""A foreground process the CLI waits for (`run`, `exec`): signals passed on, exit status."""
+"""A process the CLI starts and, in the foreground, waits for (`run`, `exec`): its preserved fds
+checked, signals passed on, exit status."""
 
 import os
 import _signal as signal  # the C module: `signal` imports enum (about 3 ms)
 
 from rootless.linux import syscalls as sc
+from rootless.errors import UsageError
 
 # Signals passed on to the process, as runc's signal handler does.
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def check_preserved_fds(count: int) -> None:
+    """--preserve-fds COUNT passes fds 3..COUNT+2: each must be open, or the process would get
+    another file at that number later."""
+    for fd in range(3, 3 + count):
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise UsageError(f"--preserve-fds {count}: fd {fd} is not open") from None
 
 
 def adopt_orphans() -> None:
