@@ -108,6 +108,9 @@ static int path_or_none(PyObject *arg, void *address)
 
 #define PATH(object) ((object) ? PyBytes_AS_STRING(object) : NULL)
 
+/* Releasing the arguments may free memory: errno is the call's all the same. */
+#define KEEPING_ERRNO(statements) do { int saved_ = errno; statements; errno = saved_; } while (0)
+
 static PyObject *n_mount(PyObject *self, PyObject *args)
 {
     PyObject *source = NULL, *target = NULL, *fstype = NULL, *data = NULL;
@@ -116,7 +119,7 @@ static PyObject *n_mount(PyObject *self, PyObject *args)
                           path_or_none, &fstype, &flags, path_or_none, &data))
         return NULL;
     int result = mount(PATH(source), PATH(target), PATH(fstype), flags, PATH(data));
-    Py_XDECREF(source); Py_XDECREF(target); Py_XDECREF(fstype); Py_XDECREF(data);
+    KEEPING_ERRNO(Py_XDECREF(source); Py_XDECREF(target); Py_XDECREF(fstype); Py_XDECREF(data));
     return none_or_fail(result);
 }
 
@@ -127,7 +130,7 @@ static PyObject *n_umount2(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "O&i:umount2", PyUnicode_FSConverter, &target, &flags))
         return NULL;
     int result = umount2(PyBytes_AS_STRING(target), flags);
-    Py_DECREF(target);
+    KEEPING_ERRNO(Py_DECREF(target));
     return none_or_fail(result);
 }
 
@@ -154,26 +157,27 @@ static PyObject *n_pivot_root(PyObject *self, PyObject *args)
                           &put_old))
         return NULL;
     long result = syscall(SYS_pivot_root, PyBytes_AS_STRING(new_root), PyBytes_AS_STRING(put_old));
-    Py_DECREF(new_root); Py_DECREF(put_old);
+    KEEPING_ERRNO(Py_DECREF(new_root); Py_DECREF(put_old));
     return none_or_fail(result);
+}
+
+static PyObject *set_name(PyObject *args, const char *format, int (*set)(const char *, size_t))
+{
+    const char *name;
+    Py_ssize_t length;
+    if (!PyArg_ParseTuple(args, format, &name, &length))
+        return NULL;
+    return none_or_fail(set(name, length));
 }
 
 static PyObject *n_sethostname(PyObject *self, PyObject *args)
 {
-    const char *name;
-    Py_ssize_t length;
-    if (!PyArg_ParseTuple(args, "y#:sethostname", &name, &length))
-        return NULL;
-    return none_or_fail(sethostname(name, length));
+    return set_name(args, "y#:sethostname", sethostname);
 }
 
 static PyObject *n_setdomainname(PyObject *self, PyObject *args)
 {
-    const char *name;
-    Py_ssize_t length;
-    if (!PyArg_ParseTuple(args, "y#:setdomainname", &name, &length))
-        return NULL;
-    return none_or_fail(setdomainname(name, length));
+    return set_name(args, "y#:setdomainname", setdomainname);
 }
 
 static PyObject *n_prctl(PyObject *self, PyObject *args)
@@ -194,7 +198,7 @@ static PyObject *n_openat2(PyObject *self, PyObject *args)
                           &how.resolve, &how.mode))
         return NULL;
     long fd = syscall(SYS_openat2, dirfd, PyBytes_AS_STRING(path), &how, sizeof how);
-    Py_DECREF(path);
+    KEEPING_ERRNO(Py_DECREF(path));
     return long_or_fail(fd);
 }
 
@@ -223,7 +227,7 @@ static PyObject *n_join_session_keyring(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "O&:join_session_keyring", path_or_none, &name))
         return NULL;
     long result = syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, PATH(name));
-    Py_XDECREF(name);
+    KEEPING_ERRNO(Py_XDECREF(name));
     return long_or_fail(result);
 }
 
@@ -260,7 +264,7 @@ static PyObject *n_open_tree(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "iO&I:open_tree", &dirfd, PyUnicode_FSConverter, &path, &flags))
         return NULL;
     long fd = syscall(SYS_open_tree, dirfd, PyBytes_AS_STRING(path), flags);
-    Py_DECREF(path);
+    KEEPING_ERRNO(Py_DECREF(path));
     return long_or_fail(fd);
 }
 
@@ -293,7 +297,7 @@ static PyObject *n_seccomp_set_filter(PyObject *self, PyObject *args)
         return NULL;
     struct sock_fprog_abi fprog = {(unsigned short)(program.len / 8), program.buf};
     long result = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &fprog);
-    PyBuffer_Release(&program);
+    KEEPING_ERRNO(PyBuffer_Release(&program));
     return long_or_fail(result);
 }
 
@@ -306,7 +310,7 @@ static PyObject *n_set_mempolicy(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "iz*k:set_mempolicy", &mode, &mask, &maxnode))
         return NULL;
     long result = syscall(SYS_set_mempolicy, mode, mask.buf, maxnode);
-    PyBuffer_Release(&mask);
+    KEEPING_ERRNO(PyBuffer_Release(&mask));
     return none_or_fail(result);
 }
 
@@ -330,12 +334,7 @@ static PyObject *n_bpf_prog_load(PyObject *self, PyObject *args)
         attr.quads[4] = (uintptr_t)log.buf;
     }
     long fd = syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof attr);
-    int saved = errno;
-    PyBuffer_Release(&insns);
-    PyBuffer_Release(&license);
-    if (log.buf != NULL)
-        PyBuffer_Release(&log);
-    errno = saved;
+    KEEPING_ERRNO(PyBuffer_Release(&insns); PyBuffer_Release(&license); PyBuffer_Release(&log));
     return long_or_fail(fd);
 }
 

@@ -89,25 +89,23 @@ RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_IN_ROOT = 0x10
 
 
-
-def _fail(err: OSError, call: str, path: str | None = None, hint: str | None = None) -> SyscallError:
-    return SyscallError(call, err.errno, path, hint)
+def _call(function, *args, what: str, path: str | None = None, hint: str | None = None):
+    """function(*args), its OSError as a SyscallError naming the call (`what`), path and hint."""
+    try:
+        return function(*args)
+    except OSError as err:
+        raise SyscallError(what, err.errno, path, hint) from None
 
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
           data: str | None = None, *, shown_target: str | None = None) -> None:
     """mount(2). shown_target names the target in errors when `target` is a /proc fd path."""
-    try:
-        _native.mount(source, target, fstype, flags, data)
-    except OSError as err:
-        raise _fail(err, f"mount {fstype or source or ''}".rstrip(), shown_target or target) from None
+    _call(_native.mount, source, target, fstype, flags, data, what=f"mount {fstype or source or ''}".rstrip(),
+          path=shown_target or target)
 
 
 def umount2(target: str, flags: int = 0) -> None:
-    try:
-        _native.umount2(target, flags)
-    except OSError as err:
-        raise _fail(err, "umount2", target) from None
+    _call(_native.umount2, target, flags, what="umount2", path=target)
 
 
 def unshare(flags: int) -> None:
@@ -118,42 +116,27 @@ def unshare(flags: int) -> None:
         if flags & CLONE_NEWUSER and err.errno in (1, 22, 28):
             hint = ("are unprivileged user namespaces enabled? check sysctl "
                     "kernel.unprivileged_userns_clone and user.max_user_namespaces")
-        raise _fail(err, "unshare", None, hint) from None
+        raise SyscallError("unshare", err.errno, None, hint) from None
 
 
 def setns(fd: int, nstype: int, path: str) -> None:
-    try:
-        _native.setns(fd, nstype)
-    except OSError as err:
-        raise _fail(err, "setns", path) from None
+    _call(_native.setns, fd, nstype, what="setns", path=path)
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
-    try:
-        _native.pivot_root(new_root, put_old)
-    except OSError as err:
-        raise _fail(err, "pivot_root", new_root) from None
+    _call(_native.pivot_root, new_root, put_old, what="pivot_root", path=new_root)
 
 
 def sethostname(name: str) -> None:
-    try:
-        _native.sethostname(name.encode())
-    except OSError as err:
-        raise _fail(err, "sethostname", name) from None
+    _call(_native.sethostname, name.encode(), what="sethostname", path=name)
 
 
 def setdomainname(name: str) -> None:
-    try:
-        _native.setdomainname(name.encode())
-    except OSError as err:
-        raise _fail(err, "setdomainname", name) from None
+    _call(_native.setdomainname, name.encode(), what="setdomainname", path=name)
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0, *, what: str = "prctl") -> int:
-    try:
-        return _native.prctl(option, arg2, arg3, arg4, arg5)
-    except OSError as err:
-        raise _fail(err, what) from None
+    return _call(_native.prctl, option, arg2, arg3, arg4, arg5, what=what)
 
 
 _OPENAT2_TRIES = 128
@@ -169,17 +152,14 @@ def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0, *, s
             # host raced the walk through "..", and the kernel could not vouch for it. Retrying
             # is the documented answer (openat2(2)); a busy host does this now and then.
             if err.errno != errno.EAGAIN:
-                raise _fail(err, "openat2", shown or path) from None
-            last = err
-    raise _fail(last, "openat2", shown or path)
+                raise SyscallError("openat2", err.errno, shown or path) from None
+    raise SyscallError("openat2", errno.EAGAIN, shown or path)
 
 
 def mount_setattr_recursive(fd: int, attr_set: int, attr_clr: int, *, shown: str) -> None:
     """mount_setattr(2) on the mount open at fd and every mount below it."""
-    try:
-        _native.mount_setattr(fd, AT_EMPTY_PATH | AT_RECURSIVE, attr_set, attr_clr, 0)
-    except OSError as err:
-        raise _fail(err, "mount_setattr", shown) from None
+    _call(_native.mount_setattr, fd, AT_EMPTY_PATH | AT_RECURSIVE, attr_set, attr_clr, 0, what="mount_setattr",
+          path=shown)
 
 
 CLOSE_RANGE_CLOEXEC = 4
@@ -254,18 +234,12 @@ def _mask(numbers) -> int:
 def capset(effective, permitted, inheritable) -> None:
     """This thread's effective, permitted and inheritable sets (capability numbers), exactly:
     every capability not named is cleared, in one capset(2)."""
-    try:
-        _native.capset(_mask(effective), _mask(permitted), _mask(inheritable))
-    except OSError as err:
-        raise _fail(err, "capset") from None
+    _call(_native.capset, _mask(effective), _mask(permitted), _mask(inheritable), what="capset")
 
 
 def capget() -> tuple[set[int], set[int], set[int]]:
     """This thread's effective, permitted and inheritable sets, as capability numbers."""
-    try:
-        masks = _native.capget()
-    except OSError as err:
-        raise _fail(err, "capget") from None
+    masks = _call(_native.capget, what="capget")
     return tuple({n for n in range(64) if mask >> n & 1} for mask in masks)
 
 
@@ -282,17 +256,11 @@ def setrlimit(resource: int, soft: int, hard: int, *, what: str = "setrlimit") -
     """prlimit(2) on this process. Limits are the kernel's unsigned 64-bit values: at or above
     2**63 (RLIM_INFINITY is 2**64-1, what runc passes for "unlimited") is no limit."""
     soft, hard = (RLIM_INFINITY if v >= 1 << 63 else v for v in (soft, hard))
-    try:
-        _native.prlimit(resource, soft, hard)
-    except OSError as err:
-        raise _fail(err, what) from None
+    _call(_native.prlimit, resource, soft, hard, what=what)
 
 
 def getrlimit(resource: int) -> tuple[int, int]:
-    try:
-        return _native.prlimit(resource)
-    except OSError as err:
-        raise _fail(err, "getrlimit") from None
+    return _call(_native.prlimit, resource, what="getrlimit")
 
 
 KEYCTL_JOIN_SESSION_KEYRING = 1
@@ -300,10 +268,7 @@ KEYCTL_JOIN_SESSION_KEYRING = 1
 
 def join_new_session_keyring(name: str) -> None:
     """A fresh session keyring, so the container cannot read the caller's keys (runc's default)."""
-    try:
-        _native.join_session_keyring(name)
-    except OSError as err:
-        raise _fail(err, "keyctl(JOIN_SESSION_KEYRING)") from None
+    _call(_native.join_session_keyring, name, what="keyctl(JOIN_SESSION_KEYRING)")
 
 
 # Process attributes and idmapped mounts (rootless.process.attrs, rootless.rootfs.apply).
@@ -315,50 +280,34 @@ IOPRIO_WHO_PROCESS = 1
 
 
 def personality(persona: int) -> None:
-    try:
-        _native.personality(persona)
-    except OSError as err:
-        raise _fail(err, f"personality({persona:#x})") from None
+    _call(_native.personality, persona, what=f"personality({persona:#x})")
 
 
 def sched_setattr(policy: int, flags: int, nice: int, priority: int, runtime: int, deadline: int,
                   period: int, *, hint: str | None = None) -> None:
     """sched_setattr(2) of this thread, struct sched_attr's first version (no utilization clamps)."""
-    try:
-        _native.sched_setattr(policy, flags, nice, priority, runtime, deadline, period)
-    except OSError as err:
-        raise _fail(err, "sched_setattr", None, hint) from None
+    _call(_native.sched_setattr, policy, flags, nice, priority, runtime, deadline, period, what="sched_setattr",
+          hint=hint)
 
 
 def ioprio_set(value: int, *, hint: str | None = None) -> None:
-    try:
-        _native.ioprio_set(IOPRIO_WHO_PROCESS, 0, value)
-    except OSError as err:
-        raise _fail(err, "ioprio_set", None, hint) from None
+    _call(_native.ioprio_set, IOPRIO_WHO_PROCESS, 0, value, what="ioprio_set", hint=hint)
 
 
 def open_tree(dirfd: int, path: str, flags: int, *, shown: str) -> int:
-    try:
-        return _native.open_tree(dirfd, path, flags | os.O_CLOEXEC)
-    except OSError as err:
-        raise _fail(err, "open_tree", shown) from None
+    return _call(_native.open_tree, dirfd, path, flags | os.O_CLOEXEC, what="open_tree", path=shown)
 
 
 def mount_setattr_idmap(fd: int, userns_fd: int, recursive: bool, *, shown: str) -> None:
     """Idmap the detached mount open at fd with the ID maps of the user namespace at userns_fd."""
-    try:
-        _native.mount_setattr(fd, AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0), MOUNT_ATTR_IDMAP, 0,
-                              userns_fd)
-    except OSError as err:
-        raise _fail(err, "mount_setattr(MOUNT_ATTR_IDMAP)", shown) from None
+    _call(_native.mount_setattr, fd, AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0), MOUNT_ATTR_IDMAP, 0,
+          userns_fd, what="mount_setattr(MOUNT_ATTR_IDMAP)", path=shown)
 
 
 def move_mount(fd: int, target_fd: int, *, shown: str) -> None:
     """Attach the detached mount open at fd on the directory open at target_fd (O_PATH is fine)."""
-    try:
-        _native.move_mount(fd, target_fd, MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
-    except OSError as err:
-        raise _fail(err, "move_mount", shown) from None
+    _call(_native.move_mount, fd, target_fd, MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH, what="move_mount",
+          path=shown)
 
 
 PROC_SUPER_MAGIC = 0x9FA0
@@ -366,10 +315,7 @@ PROC_SUPER_MAGIC = 0x9FA0
 
 def fstatfs_type(fd: int, shown: str) -> int:
     """f_type of the filesystem fd lies on (fstatfs(2)): which kernel filesystem it really is."""
-    try:
-        return _native.fstatfs_type(fd)
-    except OSError as err:
-        raise _fail(err, "fstatfs", shown) from None
+    return _call(_native.fstatfs_type, fd, what="fstatfs", path=shown)
 
 
 SECCOMP_SET_MODE_FILTER = 1
@@ -379,10 +325,7 @@ def seccomp_set_filter(program: bytes, flags: int) -> int:
     """Load a classic BPF program (struct sock_filter, 8 bytes each) as this thread's seccomp
     filter. Returns what the kernel returns: the listener fd with SECCOMP_FILTER_FLAG_NEW_LISTENER,
     else 0. Allocates nothing Python must import: safe after pivot_root."""
-    try:
-        return _native.seccomp_set_filter(program, flags)
-    except OSError as err:
-        raise _fail(err, "seccomp(SECCOMP_SET_MODE_FILTER)") from None
+    return _call(_native.seccomp_set_filter, program, flags, what="seccomp(SECCOMP_SET_MODE_FILTER)")
 
 
 def set_mempolicy(mode: int, nodes: list[int], *, hint: str | None = None) -> None:
@@ -393,11 +336,8 @@ def set_mempolicy(mode: int, nodes: list[int], *, hint: str | None = None) -> No
         bits = _mask(nodes)
         mask = b"".join((bits >> shift & (1 << 64) - 1).to_bytes(8, sys.byteorder)
                         for shift in range(0, 64 * ((maxnode + 63) // 64), 64))
-    try:
-        # The kernel reads maxnode - 1 bits (a historical off-by-one every caller adds one for).
-        _native.set_mempolicy(mode, mask, maxnode + 1 if nodes else 0)
-    except OSError as err:
-        raise _fail(err, "set_mempolicy", None, hint) from None
+    # The kernel reads maxnode - 1 bits (a historical off-by-one every caller adds one for).
+    _call(_native.set_mempolicy, mode, mask, maxnode + 1 if nodes else 0, what="set_mempolicy", hint=hint)
 
 
 # bpf(2): only what the device filter of a root container's cgroup needs
@@ -416,7 +356,7 @@ def bpf_prog_load_cgroup_device(code: bytes, license: str, *, shown: str) -> int
         fd = _native.bpf_prog_load(BPF_PROG_TYPE_CGROUP_DEVICE, code, license.encode() + b"\0")
     except OSError as err:
         if err.errno == errno.EPERM:
-            raise _fail(err, call, shown) from None
+            raise SyscallError(call, err.errno, shown) from None
         log = bytearray(1 << 16)
         try:
             retried = _native.bpf_prog_load(BPF_PROG_TYPE_CGROUP_DEVICE, code, license.encode() + b"\0", log)
@@ -424,7 +364,7 @@ def bpf_prog_load_cgroup_device(code: bytes, license: str, *, shown: str) -> int
             said = log.partition(b"\0")[0].decode(errors="replace").strip().splitlines()
             raise SyscallError(call, err.errno, shown, f"verifier: {said[-1]}" if said else None) from None
         os.close(retried)  # (not seen: a load that fails once and passes with a log)
-        raise _fail(err, call, shown) from None
+        raise SyscallError(call, err.errno, shown) from None
     os.set_inheritable(fd, False)
     return fd
 
@@ -432,41 +372,27 @@ def bpf_prog_load_cgroup_device(code: bytes, license: str, *, shown: str) -> int
 def bpf_prog_attach_cgroup_device(prog_fd: int, cgroup_fd: int, *, shown: str) -> None:
     """BPF_PROG_ATTACH as BPF_CGROUP_DEVICE with BPF_F_ALLOW_MULTI: beside any program already
     attached (systemd's), never in place of it."""
-    try:
-        _native.bpf_prog_attach(cgroup_fd, prog_fd, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI)
-    except OSError as err:
-        raise _fail(err, "bpf(BPF_PROG_ATTACH, BPF_CGROUP_DEVICE)", shown) from None
+    _call(_native.bpf_prog_attach, cgroup_fd, prog_fd, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI,
+          what="bpf(BPF_PROG_ATTACH, BPF_CGROUP_DEVICE)", path=shown)
 
 
 # The container's terminal (rootless.terminal.ctty) and its loopback interface (netns.loopback).
 
 def tty_clear_onlcr(fd: int) -> None:
     """No CR before each LF on output: what runc sets for a pty its own process relays."""
-    try:
-        _native.tty_clear_onlcr(fd)
-    except OSError as err:
-        raise _fail(err, "tcsetattr(~ONLCR)") from None
+    _call(_native.tty_clear_onlcr, fd, what="tcsetattr(~ONLCR)")
 
 
 def tty_set_winsize(fd: int, rows: int, cols: int) -> None:
-    try:
-        _native.tty_set_winsize(fd, rows, cols)
-    except OSError as err:
-        raise _fail(err, "ioctl(TIOCSWINSZ)") from None
+    _call(_native.tty_set_winsize, fd, rows, cols, what="ioctl(TIOCSWINSZ)")
 
 
 def tty_set_ctty(fd: int) -> None:
     """The terminal at fd becomes this session's controlling terminal."""
-    try:
-        _native.tty_set_ctty(fd)
-    except OSError as err:
-        raise _fail(err, "ioctl(TIOCSCTTY)") from None
+    _call(_native.tty_set_ctty, fd, what="ioctl(TIOCSCTTY)")
 
 
 def interface_up(name: str) -> None:
     """`ip link set NAME up` in this network namespace: SIOCGIFFLAGS, then SIOCSIFFLAGS with
     IFF_UP unless it is up already (on a datagram socket: no netlink library)."""
-    try:
-        _native.interface_up(name.encode())
-    except OSError as err:
-        raise _fail(err, "ioctl(SIOCSIFFLAGS, IFF_UP)", name) from None
+    _call(_native.interface_up, name.encode(), what="ioctl(SIOCSIFFLAGS, IFF_UP)", path=name)
