@@ -5,11 +5,8 @@ change the current process, which the container init makes in runc's order.
 """
 
 import os
-import resource
 import _signal as signal  # the C module: `signal` imports enum (about 3 ms)
 import stat
-
-import _prctl
 
 from rootless.process import attrs
 from rootless.linux import procfs
@@ -78,20 +75,11 @@ def find_executable(name: str, env: dict, cwd: str = "/") -> str:
 def apply_rlimits(rlimits: list[dict]) -> None:
     for entry in rlimits:
         name = entry["type"]
-        number = getattr(resource, name, None)
+        number = sc.RLIMITS.get(name)
         if number is None:
             raise RootlessError(f"config.json: process.rlimits: unknown type {name}")
-        try:
-            resource.setrlimit(number, (_rlim(entry["soft"]), _rlim(entry["hard"])))
-        except (ValueError, OSError) as err:
-            raise RootlessError(f"setrlimit {name} soft={entry['soft']} hard={entry['hard']}: {err}") from None
-
-
-def _rlim(value: int) -> int:
-    """config.json's uint64 as setrlimit takes it from Python: RLIM_INFINITY (2**64-1, what
-    runc passes for "unlimited") and anything at or above 2**63 overflow Python's signed
-    conversion, and mean no limit to the kernel all the same."""
-    return resource.RLIM_INFINITY if value >= 1 << 63 else value
+        sc.setrlimit(number, entry["soft"], entry["hard"],
+                     what=f"setrlimit {name} soft={entry['soft']} hard={entry['hard']}")
 
 
 def _write_proc(path: str, value: str, what: str) -> None:
@@ -166,10 +154,9 @@ def drop_bounding_set(caps: dict, warn) -> None:
 def set_capabilities(caps: dict, warn, note) -> None:
     """Permitted, effective and inheritable in one capset, then the ambient set."""
     last = kernel_last_cap()
-    every = set(range(last + 1))
     sets = [set(capability_numbers(caps.get(field, []), field, warn, last))
             for field in ("effective", "permitted", "inheritable")]
-    _prctl.set_caps(*[sorted(s) for s in sets], *[sorted(every - s) for s in sets])
+    sc.capset(*sets)
     sc.ambient_clear()
     for name in caps.get("ambient", []):
         try:

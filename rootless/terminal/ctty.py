@@ -2,12 +2,10 @@
 sent over a console socket (as runc sends it, with SCM_RIGHTS), its slave as stdio. Used by the
 container init and by `exec -t`, after they have entered the container's mount namespace."""
 
-import fcntl
 import os
-import struct
-import termios
 
 from rootless.errors import RootlessError
+from rootless.linux import syscalls as sc
 
 
 def setup(socket, console_fd: int | None, size: dict | None, clear_onlcr: bool = False) -> None:
@@ -19,11 +17,9 @@ def setup(socket, console_fd: int | None, size: dict | None, clear_onlcr: bool =
         raise RootlessError("process.terminal is true but no --console-socket was given")
     master, slave = os.openpty()
     if clear_onlcr:
-        attrs = termios.tcgetattr(slave)
-        attrs[1] &= ~termios.ONLCR
-        termios.tcsetattr(slave, termios.TCSANOW, attrs)
+        sc.tty_clear_onlcr(slave)
     if size:
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size.get("height", 0), size.get("width", 0), 0, 0))
+        sc.tty_set_winsize(slave, size.get("height", 0), size.get("width", 0))
     try:
         name = os.ttyname(slave)
     except OSError:
@@ -32,7 +28,7 @@ def setup(socket, console_fd: int | None, size: dict | None, clear_onlcr: bool =
         socket.send_fds(console, [name.encode()], [master])
     os.close(master)
     os.setsid()
-    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    sc.tty_set_ctty(slave)
     for target in (0, 1, 2):
         os.dup2(slave, target)
     if slave > 2:

@@ -74,6 +74,10 @@ def clean_env(user: User, extra: dict[str, str] | None = None) -> dict[str, str]
     env = {"HOME": str(user.home), "USER": user.name, "LOGNAME": user.name, "PATH": SAFE_PATH}
     if not user.is_root:
         env["XDG_RUNTIME_DIR"] = str(user.runtime_dir)
+    # ROOTLESS_NO_NATIVE=1 tests/run ...: every runtime call of the run uses the ctypes
+    # fallback of rootless/linux/syscalls.py instead of its extension module.
+    if os.environ.get("ROOTLESS_NO_NATIVE"):
+        env["ROOTLESS_NO_NATIVE"] = os.environ["ROOTLESS_NO_NATIVE"]
     env.update(extra or {})
     return env
 

@@ -31,6 +31,38 @@ def test_lifecycle_path_stays_light(verb: str) -> None:
     assert result.stdout.strip() == "", f"{verb} imports {result.stdout.strip()}"
 
 
+# What rootless/linux/_native.c spares the lifecycle path: ctypes (about 4 ms with its
+# prototypes), and the modules the init loaded for one call each.
+SPARED_BY_THE_EXTENSION = ("ctypes", "_ctypes", "resource", "_prctl", "termios", "_socket", "socket")
+
+
+@pytest.mark.parametrize("no_native, spared", [("", True), ("1", False)])
+def test_with_the_extension_the_lifecycle_path_loads_no_ctypes(no_native: str, spared: bool) -> None:
+    """The installed package (the source tree has no built extension), started as the launcher
+    starts it (-I -S, site-packages appended): every lifecycle verb, the create and exec stages
+    and the init load rootless.linux._native and none of what it spares; ROOTLESS_NO_NATIVE=1
+    loads the ctypes fallback instead (which shows that the check sees it)."""
+    import sysconfig
+    verbs = ", ".join(f"rootless.commands.{verb}" for verb in LIFECYCLE)
+    code = (
+        "import sys\n"
+        f"sys.path.append({sysconfig.get_paths()['purelib']!r})\n"
+        f"import rootless.cli, {verbs}\n"
+        "import rootless.create.launcher, rootless.create.nsstage, rootless.create.init, rootless.exec.stage\n"
+        "import rootless.process.become, rootless.terminal.ctty, netns.loopback\n"
+        f"spared = [m for m in sys.modules if m.split('.')[0] in {SPARED_BY_THE_EXTENSION!r}]\n"
+        "print('rootless.linux._native' in sys.modules, ','.join(sorted(spared)))\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", **({"ROOTLESS_NO_NATIVE": no_native} if no_native else {})}
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True,
+                            cwd="/", env=env)
+    native, _, loaded = result.stdout.strip().partition(" ")
+    if spared:
+        assert (native, loaded) == ("True", ""), result.stdout
+    else:
+        assert native == "False" and "ctypes" in loaded.split(","), result.stdout
+
+
 def test_the_shim_imports_almost_nothing() -> None:
     """The shim's memory counts for every running container: it loads no module that the
     interpreter does not need, in a fresh interpreter without site, as rootless.shim.launch
