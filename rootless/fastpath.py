@@ -64,6 +64,11 @@ def recognise(argv: list[str]):
 
 
 def main(argv: list[str]) -> int:
+    if "ROOTLESS_NAMESPACE_STAGE" in os.environ or "ROOTLESS_STAGE" in os.environ:
+        # The compiled front started create's namespace stage beside this process
+        # (rootless/create/stagefork.py): this is the stage, or the CLI process that will use it.
+        from rootless.create import stagefork
+        stagefork.from_environment(os.environ)
     call = recognise(argv)
     if call is None:
         from rootless.cli import main
@@ -94,7 +99,11 @@ def main_and_exit(main=main) -> None:
 
 
 def exit_without_teardown(code: int) -> None:
-    """Flush stdout and stderr, then leave with code, skipping the interpreter's teardown."""
+    """Flush stdout and stderr, then leave with code, skipping the interpreter's teardown (and
+    ending a namespace stage the front started, when nothing took it: a refused create)."""
+    stagefork = sys.modules.get("rootless.create.stagefork")
+    if stagefork is not None:
+        stagefork.discard_unused()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

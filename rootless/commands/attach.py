@@ -4,6 +4,7 @@ import select
 from rootless.shim import protocol as proto
 from rootless.shim import client as shim_client
 from rootless.linux import unixsock
+from rootless.errors import RootlessError
 
 
 def run(ctx, parsed) -> int:
@@ -16,7 +17,13 @@ def attach(root: str, container_id: str, with_stdin: bool = True) -> int:
     shimmed = shim_client.ShimmedContainer(root, container_id)
     if not shimmed.shim_alive():
         return shimmed.wait_exit()["exit_code"]  # it has exited: only its exit code is left
-    sock = unixsock.connect(os.path.join(shimmed.path, proto.SOCKET_NAME), f"the shim of container {shimmed.id}")
+    try:
+        sock = unixsock.connect(os.path.join(shimmed.path, proto.SOCKET_NAME), f"the shim of container {shimmed.id}")
+    except RootlessError:
+        # Nobody listens: the shim has stopped listening since shim_alive(), as it does once the
+        # container has exited (`run --shim` of a process that exits at once). wait_exit says
+        # what there is to say: the exit code, or that there is none.
+        return shimmed.wait_exit()["exit_code"]
     stdin = 0 if with_stdin else None
     saved = None
     if stdin is not None and os.isatty(stdin):

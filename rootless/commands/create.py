@@ -9,8 +9,6 @@ def request_from(parsed):
     """launcher.Request from the create and run flags."""
     from rootless.create import launcher
     o = parsed.options
-    from rootless.process import supervise
-    supervise.check_preserved_fds(o["preserve_fds"])
     annotations = {key: o[dest] for dest, key in _NETWORK_FLAGS if o[dest] is not None}
     if o["publish"]:
         annotations["rootless.ports"] = ",".join(o["publish"])
@@ -18,7 +16,15 @@ def request_from(parsed):
                             o["no_pivot"], o["no_new_keyring"], o["preserve_fds"], annotations=annotations)
 
 
+def check_preserved_fds(parsed) -> None:
+    """--preserve-fds N: fds 3..N+2 must be the caller's. Checked before the runtime opens an fd
+    of its own, which would take the lowest free number."""
+    from rootless.process import supervise
+    supervise.check_preserved_fds(parsed.options["preserve_fds"])
+
+
 def run(ctx, parsed) -> int:
+    check_preserved_fds(parsed)
     if parsed.options["shim"]:
         spawn_shim(ctx, request_from(parsed), parsed.options, remove=False)
         return 0

@@ -4,8 +4,9 @@ from rootless.create import stagefork
 
 
 def run(ctx, parsed) -> int:
+    from rootless.commands.create import check_preserved_fds, request_from
+    check_preserved_fds(parsed)
     if parsed.options["shim"]:
-        from rootless.commands.create import request_from
         return _run_with_shim(ctx, request_from(parsed), parsed.options)
     # First, before the imports below: the stage loads the init's modules meanwhile.
     stage = stagefork.fork()

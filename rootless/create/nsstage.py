@@ -18,6 +18,7 @@ def serve(channel) -> None:
     """Load the init's modules, wait for the job, carry it out. Never returns."""
     try:
         from rootless.create import init  # noqa: F401  (all it imports, while the parent plans)
+        fault("nsstage:waiting")
         job = channel.receive_job()
     except RootlessError as err:
         _report(channel, err.message)

@@ -56,7 +56,8 @@ from rootless.errors import RootlessError
 # What InitJob's fields hold is plain data or the plan's objects (rootless.oci.mounts,
 # rootless.oci.namespaces, rootless.process.seccomp's Program), marshalled as (_OBJECT, module,
 # class name, fields). A field whose name ends in _fd holds an fd of the parent's: it travels
-# beside the data (SCM_RIGHTS), as (_FD, its index there).
+# beside the data (SCM_RIGHTS), as (_FD, its index there). The config, JSON as parsed, is
+# marshalled as it is, without a walk through it (the biggest field, and the only one).
 _OBJECT, _FD = "\0object", "\0fd"
 _MAX_FDS = 253  # the kernel's SCM_MAX_FD
 
@@ -107,7 +108,8 @@ class Channel:
         """The job, and the fds its fields name, in one frame: its length, then its marshal."""
         import _socket
         fds: list[int] = []
-        payload = marshal.dumps(_pack(job, fds))
+        rest = InitJob(**{name: value for name, value in vars(job).items() if name != "config"})
+        payload = marshal.dumps((job.config, _pack(rest, fds)))
         frame = len(payload).to_bytes(8, "little") + payload
         sock = _socket.socket(fileno=self.write_fd)
         try:
@@ -144,7 +146,10 @@ class Channel:
             sock.detach()
         end = 8 + int.from_bytes(data[:8], "little")
         self._buffer = data[end:]
-        return _unpack(marshal.loads(data[8:end]), fds)
+        config, rest = marshal.loads(data[8:end])
+        job = _unpack(rest, fds)
+        job.config = config
+        return job
 
     def close(self) -> None:
         for fd in dict.fromkeys((self.read_fd, self.write_fd)):

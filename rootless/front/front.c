@@ -11,7 +11,9 @@
  *   delete [-f] ID        a stopped container with nothing to tear down but its directory
  *
  * after at most --root, --log, --log-format and --systemd-cgroup, as rootless/fastpath.py
- * recognises them. Anything else, and every error, goes to Python unchanged (execv of the
+ * recognises them. For `create` and `run` (after the same flags) it starts their namespace
+ * stage beside Python (start_namespace_stage says why). Anything else, and every error, goes
+ * to Python unchanged (execv of the
  * launcher beside this program, rootless-python): the front never prints an error, so there is
  * one implementation of what a failure says, and of everything that is not a plain success.
  *
@@ -43,7 +45,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define VIEW_MAGIC "rootless-front 1\n"
@@ -52,24 +56,76 @@
 
 static char **original_argv;
 
+/* The Python launcher beside this program, rootless-python, in `path`; false if not found. */
+static int python_beside(char path[PATH_MAX])
+{
+    ssize_t n = readlink("/proc/self/exe", path, PATH_MAX - 32);
+    if (n <= 0 && original_argv[0] && strchr(original_argv[0], '/') && strlen(original_argv[0]) < PATH_MAX - 32)
+        n = (ssize_t)strlen(strcpy(path, original_argv[0])); /* no /proc: where the caller found us */
+    if (n <= 0)
+        return 0;
+    path[n] = '\0';
+    char *slash = strrchr(path, '/');
+    if (!slash)
+        return 0;
+    strcpy(slash + 1, "rootless-python");
+    return 1;
+}
+
 /* Everything the front does not answer: the Python runtime runs the same command line. */
 static void __attribute__((noreturn)) hand_over(void)
 {
     char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 32);
-    if (n <= 0 && original_argv[0] && strchr(original_argv[0], '/') && strlen(original_argv[0]) < sizeof self - 32)
-        n = (ssize_t)strlen(strcpy(self, original_argv[0])); /* no /proc: where the caller found us */
-    if (n > 0) {
-        self[n] = '\0';
-        char *slash = strrchr(self, '/');
-        if (slash) {
-            strcpy(slash + 1, "rootless-python");
-            execv(self, original_argv);
+    if (python_beside(self))
+        execv(self, original_argv);
+    fprintf(stderr, "rootless: cannot run the Python runtime beside %s: %s (reinstall rootless)\n",
+            original_argv[0], strerror(errno));
+    exit(1);
+}
+
+/* create and run: start create's namespace stage (rootless/create/nsstage.py) now, as a Python
+ * of its own beside the one this process becomes, connected to it by a socket pair. It loads the
+ * container init's modules while the CLI process starts and plans, on another CPU when there is
+ * one. Python's own fork of the stage (rootless/create/stagefork.py, what runs without the
+ * front) would share the CLI's memory: every page either process then writes is copied, which
+ * cost the CLI more than the stage's imports saved. The stage is this process's child, so the
+ * CLI process it becomes can reap it; its fd numbers come after every fd the caller gave.
+ * ROOTLESS_NAMESPACE_STAGE=FD tells the new Python what it is; ROOTLESS_STAGE="PID FD" tells the
+ * CLI process where it is (rootless/fastpath.py takes both out of the environment). When
+ * anything fails here, the CLI process forks the stage itself. */
+static void start_namespace_stage(void)
+{
+    char python[PATH_MAX], value[48];
+    int pair[2];
+    if (!python_beside(python) || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0)
+        return;
+    for (int i = 0; i < 2; i++) {
+        /* Far above the caller's fds: --preserve-fds N and LISTEN_FDS name fds from 3 up, and the
+         * CLI process checks that each of those is the caller's. */
+        int high = fcntl(pair[i], F_DUPFD_CLOEXEC, 512);
+        if (high >= 0) {
+            close(pair[i]);
+            pair[i] = high;
         }
     }
-    fprintf(stderr, "rootless: cannot run the Python runtime beside %s: %s (reinstall rootless)\n",
-            n > 0 ? self : "/proc/self/exe", strerror(errno));
-    exit(1);
+    pid_t pid = fork();
+    if (pid == 0) {
+        snprintf(value, sizeof value, "%d", pair[1]);
+        /* The caller's command line: a process of this container, named by it as a fork of the
+         * CLI would be (what `ps` shows, and what tests look for in leftovers). */
+        if (fcntl(pair[1], F_SETFD, 0) == 0 && setenv("ROOTLESS_NAMESPACE_STAGE", value, 1) == 0)
+            execv(python, original_argv);
+        _exit(127); /* the CLI process says so: "the namespace stage exited with status 127" */
+    }
+    close(pair[1]);
+    snprintf(value, sizeof value, "%d %d", (int)pid, pair[0]);
+    if (pid < 0 || fcntl(pair[0], F_SETFD, 0) != 0 || setenv("ROOTLESS_STAGE", value, 1) != 0) {
+        close(pair[0]);
+        if (pid > 0) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+        }
+    }
 }
 
 static void hand_over_answer(const char *answer, size_t length)
@@ -127,6 +183,13 @@ static void recognise(int argc, char **argv, struct call *call)
     if (i == argc || (strcmp(log_format, "text") != 0 && strcmp(log_format, "json") != 0))
         hand_over();
     call->verb = argv[i];
+    if (strcmp(call->verb, "create") == 0 || strcmp(call->verb, "run") == 0) {
+        for (int j = i + 1; j < argc; j++)
+            if (strcmp(argv[j], "--shim") == 0 || strcmp(argv[j], "--shim=true") == 0)
+                hand_over(); /* the shim creates the container, and forks its own stage */
+        start_namespace_stage();
+        hand_over();
+    }
     int is_kill = strcmp(call->verb, "kill") == 0, is_delete = strcmp(call->verb, "delete") == 0;
     if (!is_kill && !is_delete && strcmp(call->verb, "state") != 0 && strcmp(call->verb, "start") != 0)
         hand_over();
@@ -488,10 +551,12 @@ int main(int argc, char **argv)
 {
     original_argv = argv;
     const char *off = getenv("ROOTLESS_NO_FRONT"), *fault = getenv("ROOTLESS_FAULT");
-    if (argc < 2 || (off && *off) || (fault && *fault))
+    if (argc < 2 || (off && *off))
         hand_over();
     struct call call = {0};
-    recognise(argc, argv, &call);
+    recognise(argc, argv, &call); /* create and run are handed over there */
+    if (fault && *fault)
+        hand_over(); /* the faults are Python's steps: tests/reliability */
     char root[PATH_MAX];
     state_root(call.root, root, sizeof root);
     check_id(call.id);

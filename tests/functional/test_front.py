@@ -179,3 +179,55 @@ def test_the_view_is_not_written_for_a_record_without_the_init_s_start_time(tmp_
     view.write(str(tmp_path), {"pid": 7, "pid_start": 5, "network": {"pid": 3}}, "{}\n", os.stat(tmp_path))
     lines = (tmp_path / "front").read_text().splitlines()
     assert lines[0] == "rootless-front 1" and lines[2:6] == ["init 7 5", "cgroup ", "teardown 1", "notify 0"]
+
+
+def _stopped_stage(cli_pid: int) -> int:
+    """The namespace stage of the create at cli_pid, stopped at nsstage:waiting (its job not
+    read yet): the CLI process's child, stopped."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                try:
+                    fields = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if fields[0] == "T" and int(fields[1]) == cli_pid:
+                    return int(name)
+        time.sleep(0.02)
+    raise AssertionError("the namespace stage never reached nsstage:waiting")
+
+
+@pytest.mark.parametrize("front", (True, False), ids=("front", "python-only"))
+def test_create_s_namespace_stage_starts_beside_python(rootless_runtime: Runtime, front: bool) -> None:
+    """Through the front, the stage is a Python of its own that the front started (the front's
+    variable in its environment); without the front, a fork of the CLI process. Either way it is
+    the CLI's child, its command line the CLI's, and a stage that dies before its job is one line."""
+    runtime = rootless_runtime
+    bundle = runtime.bundle(["true"])
+    container_id = runtime.new_id("stage")
+    env = {"ROOTLESS_FAULT": "nsstage:waiting=stop", **({} if front else PYTHON_ONLY)}
+    cli = runtime.popen("create", "--bundle", str(bundle), container_id, env=env)
+    stage = _stopped_stage(cli.pid)
+    command_line = Path(f"/proc/{stage}/cmdline").read_bytes().split(b"\0")
+    environment = Path(f"/proc/{stage}/environ").read_bytes().split(b"\0")
+    assert container_id.encode() in command_line, command_line
+    assert any(v.startswith(b"ROOTLESS_NAMESPACE_STAGE=") for v in environment) is front
+    os.kill(stage, 9)
+    out, err = cli.communicate(timeout=20)
+    assert cli.returncode == 1 and err.splitlines() == [
+        "rootless: the namespace stage was killed by signal 9 (SIGKILL) before the container was ready"], err
+    runtime.assert_no_leaks(container_id, bundle=bundle)
+
+
+@pytest.mark.parametrize("args", (("create", "--bundle", "{missing}", "x"), ("create", "--help"), ("run",),
+                                  ("create", "--bundle", "{refused}", "x")))
+def test_a_create_that_never_gives_the_front_s_stage_a_job_ends_it(runtime: Runtime, args: tuple[str, ...]) -> None:
+    """The stage waits for its job stopped (nsstage:waiting=stop), so only the CLI ending it
+    ends it: a usage error, help, a missing or refused bundle leave no process."""
+    refused = runtime.bundle(["true"])
+    (refused / "config.json").write_text('{"ociVersion": "1.0.2", "process": {"user": {"uid": "zero"}}}')
+    argv = [a.format(missing=runtime.work_dir / "no-such-bundle", refused=refused) for a in args]
+    runtime.run(*argv, env={"ROOTLESS_FAULT": "nsstage:waiting=stop"})
+    from helpers import leaks
+    assert leaks.processes_mentioning("ROOTLESS_NAMESPACE_STAGE=") == []

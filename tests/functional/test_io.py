@@ -12,6 +12,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from helpers.runtime import Runtime
 from helpers.terminal import HeldTerminal
 
@@ -42,6 +44,17 @@ def test_only_stdio_and_preserved_fds_reach_the_process(runtime: Runtime) -> Non
     assert result.stdout.split() == ["0", "1", "2", "3", "4"]
     os.close(read_end)
     os.close(leaked_r)
+    runtime.assert_no_leaks(container_id, bundle=bundle)
+
+
+@pytest.mark.parametrize("env", ({}, {"ROOTLESS_NO_FRONT": "1"}), ids=("front", "python-only"))
+def test_preserving_an_fd_the_caller_has_not_open_is_refused(runtime: Runtime, env: dict) -> None:
+    """Only fds 0-2 open: --preserve-fds 2 names fds 3 and 4, which the runtime's own fds (the
+    socket to its namespace stage) must not stand in for."""
+    bundle = runtime.bundle(["true"])
+    container_id = runtime.new_id()
+    result = runtime.run("run", "--preserve-fds", "2", "--bundle", str(bundle), container_id, env=env)
+    assert (result.returncode, result.stderr) == (1, "rootless: --preserve-fds 2: fd 3 is not open\n"), result
     runtime.assert_no_leaks(container_id, bundle=bundle)
 
 

@@ -208,6 +208,17 @@ def test_foreground_run_is_a_client_of_the_shim(runtime: Runtime) -> None:
     runtime.assert_no_leaks(container_id, bundle=bundle)
 
 
+def test_foreground_run_of_a_process_that_exits_at_once(runtime: Runtime) -> None:
+    """The shim may have stopped listening by the time the CLI connects to it: the exit code
+    is the container's all the same (it was "Connection refused", most times)."""
+    bundle = runtime.bundle(["sh", "-c", "exit 4"])
+    for _ in range(5):
+        container_id = runtime.new_id()
+        result = runtime.run("run", "--shim", "--bundle", bundle, container_id)
+        assert (result.returncode, result.stderr) == (4, ""), result
+        runtime.assert_no_leaks(container_id, bundle=bundle)
+
+
 def test_killing_the_foreground_cli_loses_nothing(runtime: Runtime) -> None:
     bundle = runtime.bundle(["sh", "-c", CHATTY])
     container_id = runtime.new_id()

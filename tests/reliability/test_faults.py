@@ -16,7 +16,7 @@ from helpers import leaks
 from common import assert_one_line_error, helper_processes, helpers_present, tun_usable, wait_dead
 
 CLI_CREATE = ("create:made", "create:forked", "create:mapped", "create:ready", "create:network", "create:saved")
-CHILDREN = ("nsstage:userns", "nsstage:forked", "init:start", "init:mounted", "init:ready", "init:acked")
+CHILDREN = ("nsstage:waiting", "nsstage:userns", "nsstage:forked", "init:start", "init:mounted", "init:ready", "init:acked")
 START = ("start:opened", "start:ready")
 DELETE = ("delete:killed", "delete:detached", "delete:hooks")
 
