@@ -23,6 +23,7 @@ def _run(ctx, parsed, stage: stagefork.Stage) -> int:
     request = request_from(parsed)
     detach = parsed.options["detach"]
     job = launcher.prepare(ctx, request)
+    job.starts_at_once = True  # start follows create here
     local_console = None
     if not detach and not request.console_socket and job.terminal:
         # A foreground terminal: the init sends the pty master to us, and we proxy it.

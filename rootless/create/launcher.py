@@ -22,7 +22,8 @@ from rootless.errors import RootlessError, fault
 
 # What the namespace stage and the init read of an InitJob (rootless.create.nsstage, .init).
 _STAGE_FIELDS = ("container_id", "config", "bundle", "rootfs", "ns_plan", "mount_plan", "no_pivot",
-                 "no_new_keyring", "preserve_fds", "listen_fds", "may_mknod", "console_fd", "state_dir_fd")
+                 "no_new_keyring", "preserve_fds", "listen_fds", "may_mknod", "console_fd", "state_dir_fd",
+                 "starts_at_once")
 
 
 class Request:
@@ -133,7 +134,7 @@ def prepare(ctx, request: Request) -> InitJob:
         may_mknod=privileged and initial_userns and not ns_plan.new_user,
         rootless=not privileged or not initial_userns,
         seccomp_filter=seccomp_filter, owner=owner or str(os.geteuid()), console_fd=None, state_dir_fd=None,
-        network=network, cgroup=cgroup)
+        network=network, cgroup=cgroup, starts_at_once=False)
 
 
 def _plan_cgroup(ctx, config: dict, container_id: str, rootless: bool):

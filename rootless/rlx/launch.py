@@ -59,6 +59,7 @@ def foreground(ctx: RlxContext, container_id: str, bundle: str, *, interactive: 
     status (128+N for signal N)."""
     request = launcher.Request(container_id, bundle)
     job = launcher.prepare(ctx, request)
+    job.starts_at_once = True  # start follows create here
     if not interactive:
         stdin_from_devnull()
     local_console = None
