@@ -147,20 +147,30 @@ class ContainerDir:
         return _check_record(self.id, record)
 
     def save(self, state: dict, name: str = STATE_FILE) -> None:
+        self.prepare_save(state, name)()
+
+    def prepare_save(self, state: dict, name: str = STATE_FILE):
+        """save() up to the renames, which the returned function makes: create writes the
+        record while the init sets itself up, and puts it in place once the init is ready."""
         final = os.path.join(self.path, name)
         temporary = final + ".tmp"
         with open(temporary, "w") as f:
             f.write(json.dumps(state))
-        os.rename(temporary, final)
         if name != STATE_FILE:
-            return
-        if state.get("pid_start"):
-            try:
-                os.symlink(f"{state['pid']} {state['pid_start']}", os.path.join(self.path, INIT_LINK))
-            except FileExistsError:
-                pass
+            return lambda: os.rename(temporary, final)
         from rootless.front import view
-        view.write(self.path, state, state_text(state, "stopped"), os.stat(final))
+        # The view names state.json's inode, size and mtime, which the rename keeps.
+        put_view = view.prepare(self.path, state, state_text(state, "stopped"), os.stat(temporary))
+
+        def put_in_place() -> None:
+            os.rename(temporary, final)
+            if state.get("pid_start"):
+                try:
+                    os.symlink(f"{state['pid']} {state['pid_start']}", os.path.join(self.path, INIT_LINK))
+                except FileExistsError:
+                    pass
+            put_view()
+        return put_in_place
 
     def save_config(self, config: dict) -> None:
         """config.json as the container was created from it (with the flags' annotations):

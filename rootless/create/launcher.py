@@ -274,7 +274,9 @@ def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | Non
         os.close(job.state_dir_fd)
         if request.console_socket:
             os.close(job.console_fd)
-        ready = _follow_protocol(ctx, parent, job, pids, meanwhile=lambda: _while_the_init_sets_up(cdir, job))
+        prepared: dict = {}
+        ready = _follow_protocol(ctx, parent, job, pids,
+                                 meanwhile=lambda pid: prepared.update(_while_the_init_sets_up(ctx, request, cdir, job, pid)))
         init_pid = pids["init"]
         fault("create:ready")
         for warning in ready.get("warnings", []):
@@ -289,24 +291,13 @@ def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | Non
                 from netns import inspect  # pyroute2: about 200 ms, paid under --debug only
                 seen = inspect.addresses_and_routes(init_pid)
                 ctx.trace(f"network: {', '.join(seen['addresses'])}; routes: {', '.join(seen['routes'])}")
-        record = {
-            "ociVersion": job.config.get("ociVersion", ""), "id": request.container_id, "pid": init_pid,
-            "pid_start": procfs.start_time(init_pid), "bundle": job.bundle, "rootfs": job.rootfs,
-            "created": state.rfc3339_now(), "owner": job.owner, "annotations": job.config.get("annotations", {}),
-            "namespaces": {"new": job.ns_plan.new_types + (["user"] if job.ns_plan.new_user else []),
-                           "joined": dict(job.ns_plan.join)},
-            "cgroup_manager": ctx.effective_cgroup_manager, "rootless": job.rootless,
-            "cgroup": job.cgroup if isinstance(job.cgroup, dict) else job.cgroup.record(),
-        }
-        if job.config["linux"].get("resources"):
-            record["resources"] = job.config["linux"]["resources"]
+        record = prepared["record"]
+        fault("create:network")
         if network is not None:
             record["network"] = network
-        if job.notify:
-            record["notify"] = True
-        record.update(request.record_extra)
-        fault("create:network")
-        cdir.save(record)
+            cdir.save(record)
+        else:
+            prepared["put_in_place"]()
         fault("create:saved")
         if request.pid_file:
             state.write_pid_file(request.pid_file, init_pid)
@@ -370,18 +361,39 @@ def _close_idmapped_trees(job: InitJob) -> None:
             op.tree_fd = None
 
 
-def _while_the_init_sets_up(cdir: state.ContainerDir, job: InitJob) -> None:
+def _while_the_init_sets_up(ctx, request: Request, cdir: state.ContainerDir, job: InitJob, init_pid: int) -> dict:
     """What nothing before "ready" waits for, done while the init mounts (milliseconds in which
-    this process would only wait): the copy of config.json that exec reads, and the modules that
-    recording the container (state.json's view) and `run`'s start import."""
+    this process would only wait): the copy of config.json that exec reads, the container's
+    record written beside state.json (put in place once the init is ready), and the module
+    `run`'s start imports."""
     cdir.save_config(job.config)
-    from rootless.front import view  # noqa: F401
     from rootless import container  # noqa: F401
+    record = _record(ctx, request, job, init_pid)
+    return {"record": record, "put_in_place": cdir.prepare_save(record)}
+
+
+def _record(ctx, request: Request, job: InitJob, init_pid: int) -> dict:
+    """state.json's record of the container (its network, if any, is added once attached)."""
+    record = {
+        "ociVersion": job.config.get("ociVersion", ""), "id": request.container_id, "pid": init_pid,
+        "pid_start": procfs.start_time(init_pid), "bundle": job.bundle, "rootfs": job.rootfs,
+        "created": state.rfc3339_now(), "owner": job.owner, "annotations": job.config.get("annotations", {}),
+        "namespaces": {"new": job.ns_plan.new_types + (["user"] if job.ns_plan.new_user else []),
+                       "joined": dict(job.ns_plan.join)},
+        "cgroup_manager": ctx.effective_cgroup_manager, "rootless": job.rootless,
+        "cgroup": job.cgroup if isinstance(job.cgroup, dict) else job.cgroup.record(),
+    }
+    if job.config["linux"].get("resources"):
+        record["resources"] = job.config["linux"]["resources"]
+    if job.notify:
+        record["notify"] = True
+    record.update(request.record_extra)
+    return record
 
 
 def _follow_protocol(ctx, parent: protocol.Channel, job: InitJob, pids: dict, meanwhile) -> dict:
     """The parent's half of rootless.create.protocol, up to "ready"; fills pids["init"] with the
-    init's host PID and clears pids["stage"] once that stage is reaped; calls meanwhile() then.
+    init's host PID and clears pids["stage"] once that stage is reaped; calls meanwhile(PID) then.
     Returns the "ready" message (its warnings and notes)."""
     def reap_stage() -> None:
         _reap(pids["stage"])
@@ -403,7 +415,7 @@ def _follow_protocol(ctx, parent: protocol.Channel, job: InitJob, pids: dict, me
         elif kind == "init":
             pids["init"] = message["pid"]
             reap_stage()
-            meanwhile()
+            meanwhile(message["pid"])
         elif kind in ("hooks", "ready") and pids["init"] is None:
             raise RootlessError(f"protocol error: {kind!r} before the init's PID")
         elif kind == "hooks":

@@ -32,14 +32,16 @@ def needs_teardown(record: dict) -> bool:
 def write(directory: str, record: dict, state_text: str, saved: os.stat_result) -> None:
     """The view of record (whose state.json is `saved`), renamed into place: a reader sees the
     old view or the new one, and an old view names the old state.json, which no longer matches."""
+    prepare(directory, record, state_text, saved)()
+
+
+def prepare(directory: str, record: dict, state_text: str, saved: os.stat_result):
+    """write() up to its last step, which the returned function takes: the rename (or, for a
+    record the front must leave to Python, the removal of the view)."""
     final = os.path.join(directory, FILE)
     cgroup = (record.get("cgroup") or {}).get("path") or ""
     if not record.get("pid_start") or "\n" in cgroup:
-        try:
-            os.unlink(final)
-        except FileNotFoundError:
-            pass
-        return
+        return lambda: _remove(final)
     lines = [VERSION,
              f"state.json {saved.st_ino} {saved.st_size} {saved.st_mtime_ns}",
              f"init {record['pid']} {record['pid_start']}",
@@ -51,4 +53,11 @@ def write(directory: str, record: dict, state_text: str, saved: os.stat_result) 
     temporary = final + ".tmp"
     with open(temporary, "w") as f:
         f.write("\n".join(lines))
-    os.rename(temporary, final)
+    return lambda: os.rename(temporary, final)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
