@@ -37,9 +37,9 @@ class Stage:
         self.channel.close()
         try:
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
             pass
-        os.waitpid(pid, 0)
 
 
 _started: Stage | None = None  # the front's, until create or run takes it
@@ -58,9 +58,13 @@ def from_environment(environ) -> None:
         return
     pid, fd = map(int, started)
     try:
-        os.waitpid(pid, os.WNOHANG)  # ours to kill and reap: a child of this process
+        # Ours to kill and reap: a child of this process that still runs (one that could not
+        # start Python has exited; fork() then makes another).
+        if os.waitpid(pid, os.WNOHANG)[0] != 0:
+            os.close(fd)
+            return
         os.set_inheritable(fd, False)
-    except (ChildProcessError, OSError):
+    except OSError:  # ChildProcessError included: not our child
         return
     _started = Stage(pid, protocol.Channel(fd, fd))
 
@@ -79,8 +83,6 @@ def fork() -> Stage:
     parent, child = protocol.make_socket_pair()
     pid = os.fork()
     if pid == 0:
-        # A forked copy of the CLI process: nothing may return into the CLI's code, not even
-        # KeyboardInterrupt from a ^C to the process group.
         parent.close()
         _serve(child)
     child.close()

@@ -105,3 +105,37 @@ def test_a_peer_gone_with_a_message_unread_reads_as_end_of_file() -> None:
     child.close()
     assert parent.receive() is None
     parent.close()
+
+
+def test_a_stage_the_front_started_is_taken_only_while_it_runs() -> None:
+    """The front's ROOTLESS_STAGE names a child of ours; one that has already exited (it could
+    not start Python) is not used, and fork() then makes a stage of its own."""
+    from rootless.create import stagefork
+    for alive in (True, False):
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            if alive:
+                os.read(read_end, 1)
+            os._exit(0)
+        if not alive:
+            while not os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT):
+                pass
+        environ = {"ROOTLESS_STAGE": f"{pid} {write_end}"}
+        stagefork.from_environment(environ)
+        assert environ == {}
+        if alive:
+            stage = stagefork.fork()
+            assert (stage.pid, stage.channel.write_fd) == (pid, write_end)
+            assert not os.get_inheritable(write_end)
+            stage.discard()  # kills and reaps it
+            assert stage.pid is None
+        else:
+            assert stagefork._started is None
+            try:
+                os.fstat(write_end)
+            except OSError:
+                pass
+            else:
+                raise AssertionError("the dead stage's fd is still open")
+        os.close(read_end)
