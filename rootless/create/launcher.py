@@ -268,15 +268,14 @@ def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | Non
             from rootless.process import supervise
             supervise.adopt_orphans()
         _make_idmapped_trees(job)
-        _send_job(parent, pids, _for_stage(job))
+        _unless_gone(pids, parent.send_job, _for_stage(job))
         _close_idmapped_trees(job)
         fault("create:forked")
         os.close(job.state_dir_fd)
         if request.console_socket:
             os.close(job.console_fd)
-        prepared: dict = {}
-        ready = _follow_protocol(ctx, parent, job, pids,
-                                 meanwhile=lambda pid: prepared.update(_while_the_init_sets_up(ctx, request, cdir, job, pid)))
+        ready, (record, put_in_place) = _follow_protocol(
+            ctx, parent, job, pids, meanwhile=lambda pid: _while_the_init_sets_up(ctx, request, cdir, job, pid))
         init_pid = pids["init"]
         fault("create:ready")
         for warning in ready.get("warnings", []):
@@ -291,13 +290,12 @@ def create(ctx, request: Request, *, subreaper: bool = False, job: InitJob | Non
                 from netns import inspect  # pyroute2: about 200 ms, paid under --debug only
                 seen = inspect.addresses_and_routes(init_pid)
                 ctx.trace(f"network: {', '.join(seen['addresses'])}; routes: {', '.join(seen['routes'])}")
-        record = prepared["record"]
         fault("create:network")
         if network is not None:
             record["network"] = network
             cdir.save(record)
         else:
-            prepared["put_in_place"]()
+            put_in_place()
         fault("create:saved")
         if request.pid_file:
             state.write_pid_file(request.pid_file, init_pid)
@@ -361,15 +359,15 @@ def _close_idmapped_trees(job: InitJob) -> None:
             op.tree_fd = None
 
 
-def _while_the_init_sets_up(ctx, request: Request, cdir: state.ContainerDir, job: InitJob, init_pid: int) -> dict:
+def _while_the_init_sets_up(ctx, request: Request, cdir: state.ContainerDir, job: InitJob, init_pid: int):
     """What nothing before "ready" waits for, done while the init mounts (milliseconds in which
     this process would only wait): the copy of config.json that exec reads, the container's
-    record written beside state.json (put in place once the init is ready), and the module
-    `run`'s start imports."""
+    record written beside state.json, and the module `run`'s start imports. Returns the record
+    and what puts it in place once the init is ready."""
     cdir.save_config(job.config)
     from rootless import container  # noqa: F401
     record = _record(ctx, request, job, init_pid)
-    return {"record": record, "put_in_place": cdir.prepare_save(record)}
+    return record, cdir.prepare_save(record)
 
 
 def _record(ctx, request: Request, job: InitJob, init_pid: int) -> dict:
@@ -391,14 +389,15 @@ def _record(ctx, request: Request, job: InitJob, init_pid: int) -> dict:
     return record
 
 
-def _follow_protocol(ctx, parent: protocol.Channel, job: InitJob, pids: dict, meanwhile) -> dict:
+def _follow_protocol(ctx, parent: protocol.Channel, job: InitJob, pids: dict, meanwhile) -> tuple[dict, object]:
     """The parent's half of rootless.create.protocol, up to "ready"; fills pids["init"] with the
     init's host PID and clears pids["stage"] once that stage is reaped; calls meanwhile(PID) then.
-    Returns the "ready" message (its warnings and notes)."""
+    Returns the "ready" message (its warnings and notes) and what meanwhile returned."""
     def reap_stage() -> None:
         _reap(pids["stage"])
         pids["stage"] = None
 
+    meanwhile_result = None
     while True:
         message = parent.receive()
         if message is None:
@@ -415,14 +414,14 @@ def _follow_protocol(ctx, parent: protocol.Channel, job: InitJob, pids: dict, me
         elif kind == "init":
             pids["init"] = message["pid"]
             reap_stage()
-            meanwhile(message["pid"])
+            meanwhile_result = meanwhile(message["pid"])
         elif kind in ("hooks", "ready") and pids["init"] is None:
             raise RootlessError(f"protocol error: {kind!r} before the init's PID")
         elif kind == "hooks":
             # The init waits before pivot_root while prestart and createRuntime run here.
             _send(parent, pids, "continue", state=_run_runtime_hooks(job, pids["init"]))
         elif kind == "ready":
-            return message
+            return message, meanwhile_result
         elif kind == "error":
             if pids["stage"]:
                 reap_stage()
@@ -430,15 +429,13 @@ def _follow_protocol(ctx, parent: protocol.Channel, job: InitJob, pids: dict, me
 
 
 def _send(parent: protocol.Channel, pids: dict, message_type: str, **fields) -> None:
-    try:
-        parent.send(message_type, **fields)
-    except BrokenPipeError:
-        raise RootlessError(_what_died(pids)) from None
+    _unless_gone(pids, parent.send, message_type, **fields)
 
 
-def _send_job(parent: protocol.Channel, pids: dict, job: InitJob) -> None:
+def _unless_gone(pids: dict, send, *args, **fields) -> None:
+    """send(...) to the stage or the init; if it has gone, which one did and how."""
     try:
-        parent.send_job(job)
+        send(*args, **fields)
     except BrokenPipeError:
         raise RootlessError(_what_died(pids)) from None
 

@@ -29,15 +29,11 @@ def needs_teardown(record: dict) -> bool:
                 or (record.get("cgroup") or {}).get("driver") in ("cgroupfs", "systemd"))
 
 
-def write(directory: str, record: dict, state_text: str, saved: os.stat_result) -> None:
-    """The view of record (whose state.json is `saved`), renamed into place: a reader sees the
-    old view or the new one, and an old view names the old state.json, which no longer matches."""
-    prepare(directory, record, state_text, saved)()
-
-
 def prepare(directory: str, record: dict, state_text: str, saved: os.stat_result):
-    """write() up to its last step, which the returned function takes: the rename (or, for a
-    record the front must leave to Python, the removal of the view)."""
+    """The view of record (whose state.json is `saved`), written beside its place; the returned
+    function renames it into place (or, for a record the front must leave to Python, removes the
+    view). A reader sees the old view or the new one, and an old view names the old state.json,
+    which no longer matches."""
     final = os.path.join(directory, FILE)
     cgroup = (record.get("cgroup") or {}).get("path") or ""
     if not record.get("pid_start") or "\n" in cgroup:

@@ -172,11 +172,11 @@ def test_python_judges_an_answer_handed_over(rootless_runtime: Runtime) -> None:
 def test_the_view_is_not_written_for_a_record_without_the_init_s_start_time(tmp_path: Path) -> None:
     from rootless.front import view
     (tmp_path / "front").write_text("old")
-    view.write(str(tmp_path), {"pid": 1, "pid_start": None}, "{}\n", os.stat(tmp_path))
+    view.prepare(str(tmp_path), {"pid": 1, "pid_start": None}, "{}\n", os.stat(tmp_path))()
     assert not (tmp_path / "front").exists()
-    view.write(str(tmp_path), {"pid": 1, "pid_start": 5, "cgroup": {"path": "/a\nb"}}, "{}\n", os.stat(tmp_path))
+    view.prepare(str(tmp_path), {"pid": 1, "pid_start": 5, "cgroup": {"path": "/a\nb"}}, "{}\n", os.stat(tmp_path))()
     assert not (tmp_path / "front").exists()
-    view.write(str(tmp_path), {"pid": 7, "pid_start": 5, "network": {"pid": 3}}, "{}\n", os.stat(tmp_path))
+    view.prepare(str(tmp_path), {"pid": 7, "pid_start": 5, "network": {"pid": 3}}, "{}\n", os.stat(tmp_path))()
     lines = (tmp_path / "front").read_text().splitlines()
     assert lines[0] == "rootless-front 1" and lines[2:6] == ["init 7 5", "cgroup ", "teardown 1", "notify 0"]
 
