@@ -6,38 +6,14 @@ Only the verb's own module is imported, so `state` or `kill` pay for nothing the
 import sys
 
 from rootless import args as a
+from rootless.commands import flags
 from rootless.errors import RootlessError, UsageError
 
 _HELP = a.Option(("h", "help"), "help", help="show this help")
-_BUNDLE = a.Option(("b", "bundle"), "bundle", True, help="path to the bundle (default: current directory)")
-_CONTAINER_SETUP = (
-    _BUNDLE,
-    a.Option(("f", "config"), "config", True, help="path to config.json (default: BUNDLE/config.json)"),
-    a.Option(("pid-file",), "pid_file", True, help="write the init's host PID to this file"),
-    a.Option(("console-socket",), "console_socket", True, help="AF_UNIX socket that receives the pty master"),
-    a.Option(("no-pivot",), "no_pivot", help="use MS_MOVE and chroot instead of pivot_root"),
-    a.Option(("no-new-keyring",), "no_new_keyring", help="keep the caller's session keyring"),
-    a.Option(("preserve-fds",), "preserve_fds", True, 0, a.non_negative_int, help="pass N more fds (3..3+N-1)"),
-    a.Option(("pidfd-socket",), "pidfd_socket", True, help="accepted for runc compatibility; unused"),
-    a.Option(("network",), "network", True, help="none, pasta, slirp4netns or host (annotation rootless.network)"),
-    a.Option(("p", "publish"), "publish", True, repeat=True,
-             help="[hostip:]hostport:containerport[/tcp|udp], repeatable (annotation rootless.ports)"),
-    a.Option(("dns",), "dns", True, help="auto or name servers, comma-separated (annotation rootless.dns)"),
-    a.Option(("shim",), "shim", help="hand the container to a shim that keeps its stdio, log and exit code"),
-    a.Option(("shim-log",), "shim_log", True, help="the shim's log file (default: STATE/ID/ctr.log)"),
-    a.Option(("shim-log-format",), "shim_log_format", True, "k8s-file", help="k8s-file or json-lines"),
-)
-
 COMMANDS = {c.name: c for c in (
-    a.Command("create", "Create a container: its init waits in the namespaces until `start`.",
-              _CONTAINER_SETUP, ("id",)),
+    flags.CREATE,
     a.Command("start", "Start the process of a created container.", (), ("id",)),
-    a.Command("run", "Create and start a container; wait for it unless --detach.",
-              _CONTAINER_SETUP + (
-                  a.Option(("d", "detach"), "detach", help="do not wait for the container"),
-                  a.Option(("keep",), "keep", help="do not delete the container after it exits"),
-                  a.Option(("rm",), "rm", help="with --shim: the shim deletes the container once it exits"),
-              ), ("id",)),
+    flags.RUN,
     a.Command("exec", "Run a process in a running container; wait for it unless --detach.", (
         a.Option(("p", "process"), "process", True, help="an OCI process JSON file (instead of a command)"),
         a.Option(("cwd",), "cwd", True, help="working directory of the process"),
@@ -79,7 +55,7 @@ COMMANDS = {c.name: c for c in (
         a.Option(("f", "format"), "format", True, "table", help="table (through ps(1), with PS_ARGS) or json"),
     ), ("id",), rest="ps_args"),
     a.Command("spec", "Write a config.json template (runc's, with `sh` as the process).", (
-        _BUNDLE,
+        flags.BUNDLE,
         a.Option(("rootless",), "rootless", help="a template for an unprivileged user"),
     )),
     a.Command("update", "Change the resource limits of a running container.", (

@@ -1,7 +1,8 @@
 """The `rootless` command's entry: the short calls podman, conmon and containerd make for every
 container (`state ID`, `start ID`, `kill [-a] ID [SIGNAL]`, `delete [-f] ID`, `list [-q]`, after at
-most --root, --log, --log-format and --systemd-cgroup) skip the CLI's tables; everything else
-goes to rootless.cli.
+most --root, --log, --log-format and --systemd-cgroup) skip the CLI's tables, and so do `create`
+and `run`, parsed with their own Commands (rootless.commands.flags); everything else goes to
+rootless.cli.
 
 Only the recognising is this module's own, and it is strict: any other flag, spelling or
 count of arguments is left to the CLI, which parses it (or says what is wrong). A recognised call
@@ -24,6 +25,8 @@ _VERBS = {
     "delete": ({"-f": "force", "--force": "force"}, {"force": None}, ("id",), 1),
     "list": ({"-q": "quiet", "--quiet": "quiet"}, {"format": "table", "quiet": None}, (), 0),
 }
+# Parsed with their own Commands (rootless.commands.flags), not by the table above.
+_SETUP_VERBS = ("create", "run")
 
 
 def recognise(argv: list[str]):
@@ -44,7 +47,11 @@ def recognise(argv: list[str]):
         else:
             return None
         i += 1
-    if i == len(argv) or argv[i] not in _VERBS or values["log_format"] not in ("text", "json"):
+    if i == len(argv) or values["log_format"] not in ("text", "json"):
+        return None
+    if argv[i] in _SETUP_VERBS:
+        return _recognise_setup(argv[i], argv[i + 1:], values)
+    if argv[i] not in _VERBS:
         return None
     flags, options, names, required = _VERBS[argv[i]]
     options = dict(options)
@@ -61,6 +68,19 @@ def recognise(argv: list[str]):
     args = dict.fromkeys(names)
     args.update(zip(names, positionals))
     return argv[i], values, options, args
+
+
+def _recognise_setup(verb: str, argv: list[str], values: dict):
+    """create and run, parsed by the CLI's own parser and Command (rootless.commands.flags);
+    whatever it refuses, -h included, is the CLI's to report."""
+    from rootless import args
+    from rootless.commands import flags
+    from rootless.errors import UsageError
+    try:
+        parsed = args.parse_command(flags.SETUP_COMMANDS[verb], argv)
+    except UsageError:
+        return None
+    return verb, values, parsed.options, parsed.args
 
 
 def main(argv: list[str]) -> int:

@@ -87,3 +87,22 @@ def test_failures_log_alike_through_both_paths(runtime: Runtime) -> None:
                through_the_cli(runtime, "--root", str(file_root), "state", "x")]
     assert results[0].returncode == results[1].returncode == 1
     assert results[0].stderr == results[1].stderr and "not a directory" in results[0].stderr
+
+
+def test_create_and_run_answer_alike_through_both_paths(runtime: Runtime) -> None:
+    """create and run, parsed by the fast path with their own Commands (rootless.commands.flags)
+    or by the CLI with all its tables: the same output, exit code and errors."""
+    bundle = runtime.bundle(["sh", "-c", "echo out; echo err >&2; exit 3"])
+    assert same(runtime, "run", "--bundle", str(bundle), runtime.new_id("run")) == (3, "out\n", "err\n")
+    existing = runtime.new_id("created")
+    runtime.run("create", "--bundle", str(bundle), existing, check=True)
+    try:
+        code, _, stderr = same(runtime, "create", "--bundle", str(bundle), existing)
+        assert code == 1 and existing in stderr
+        missing = str(Path(runtime.work_dir) / "no-such-bundle")
+        code, _, stderr = same(runtime, "run", "-b", missing, runtime.new_id("missing"))
+        assert code == 1 and "no such directory" in stderr
+        assert same(runtime, "create", "--preserve-fds", "4", "-b", str(bundle), runtime.new_id("fds"))[0] == 1
+    finally:
+        runtime.run("delete", "--force", existing)
+    assert same(runtime, "list", "-q") == (0, "", "")

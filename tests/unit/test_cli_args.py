@@ -129,6 +129,13 @@ CLIENT_CALLS = [
     ["--root", "/run/r", "--log", "/l.json", "--log-format", "json", "kill", "--all", "c1", "KILL"],
     ["--root=/r", "--systemd-cgroup", "delete", "c1"], ["--log-format=json", "state", "c1"], ["list"],
     ["list", "-q"], ["delete", "c1", "-f"], ["kill", "-a", "c1"],
+    # create as conmon (under podman) and containerd's shim call it, and run
+    ["--root", "/r", "--log", "/l.json", "--log-format", "json", "--systemd-cgroup", "create", "--bundle", "/b",
+     "--pid-file", "/p", "--console-socket", "/s", "c1"],
+    ["create", "--bundle", "/b", "--pid-file", "/p", "--no-pivot", "--no-new-keyring", "--preserve-fds", "2", "c1"],
+    ["create", "c1"], ["run", "c1"], ["run", "-d", "--bundle=/b", "c1"], ["run", "c1", "--keep", "-b", "/b"],
+    ["run", "--network", "pasta", "-p", "8080:80", "-p", "53:53/udp", "--dns", "auto", "c1"],
+    ["run", "--shim", "--rm", "--shim-log-format", "json-lines", "-d", "c1"],
 ]
 
 
@@ -140,8 +147,10 @@ def test_the_fast_path_takes_what_clients_call(argv):
 @pytest.mark.parametrize("argv", [
     ["--debug", "state", "c1"], ["state"], ["state", "a", "b"], ["kill", "c1", "-9"], ["delete", "--", "c1"],
     ["delete", "--force=true", "c1"], ["-root", "/r", "state", "c1"], ["--log-format", "xml", "state", "c1"],
-    ["rm", "c1"], ["ls"], ["list", "--format", "json"], ["state", "-h"], ["--root"], [], ["create", "c1"],
-    ["--help"], ["--version"], ["delete", "-"],
+    ["rm", "c1"], ["ls"], ["list", "--format", "json"], ["state", "-h"], ["--root"], [],
+    ["--help"], ["--version"], ["delete", "-"], ["create"], ["create", "-h"], ["run", "--help", "c1"],
+    ["create", "--preserve-fds", "-1", "c1"], ["run", "a", "b"], ["--debug", "run", "c1"], ["create", "--bogus", "c1"],
+    ["--cgroup-manager", "systemd", "create", "c1"], ["run", "--bundle"],
 ])
 def test_the_fast_path_leaves_the_rest_to_the_cli(argv):
     from rootless import fastpath
@@ -153,10 +162,12 @@ def test_the_fast_path_agrees_with_the_cli_on_generated_command_lines():
     tokens = st.sampled_from(["--root", "/r", "--root=", "--log", "/l", "--log-format", "json", "--log-format=text",
                               "--log-format=xml", "--systemd-cgroup", "--debug", "state", "start", "kill", "delete",
                               "list", "rm", "-f", "--force", "-a", "--all", "-q", "--quiet", "--", "-", "c1", "KILL",
-                              "9", "-9", "--force=true", "-h", "", "a b"])
+                              "9", "-9", "--force=true", "-h", "", "a b", "create", "run", "--bundle", "-b",
+                              "--pid-file", "--preserve-fds", "2", "-1", "-d", "--detach=false", "--keep",
+                              "--no-pivot", "-p", "--shim"])
 
     @settings(max_examples=500, deadline=None)
-    @given(st.lists(tokens, max_size=7))
+    @given(st.lists(tokens, max_size=8))
     def agree(argv):
         assert_parsed_as_the_cli_does(argv)
 
