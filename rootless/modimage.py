@@ -35,10 +35,11 @@ _MAGIC = sys.modules["_frozen_importlib_external"].MAGIC_NUMBER
 class ImageFinder:
     """A meta path finder and loader for the modules recorded in one image."""
 
-    def __init__(self, path: str, index: dict, codes_start: int):
+    def __init__(self, path: str, index: dict, codes_start: int, identity: tuple):
         self.path = path
         self.index = index
         self.codes_start = codes_start
+        self.identity = identity  # of the image file whose index this is
 
     def find_spec(self, name, path=None, target=None):
         entry = self.index.get(name)
@@ -65,14 +66,23 @@ class ImageFinder:
         exec(self.get_code(module.__name__), module.__dict__)
 
     def get_code(self, name: str):
-        offset, length = self.index[name][4:]
+        origin, _, _, _, offset, length = self.index[name]
         # Opened for each module rather than kept open: a caller's fd numbers stay free until
         # the runtime has checked them (--preserve-fds).
-        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            return marshal.loads(os.pread(fd, length, self.codes_start + offset))
-        finally:
-            os.close(fd)
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            fd = None
+        if fd is not None:
+            try:
+                if _identity(os.fstat(fd)) == self.identity:
+                    return marshal.loads(os.pread(fd, length, self.codes_start + offset))
+            finally:
+                os.close(fd)
+        # The image was written again (an upgrade) since this process read its index, whose
+        # offsets no longer hold: the source, checked by find_spec, compiled as importlib would.
+        with open(origin, "rb") as f:
+            return compile(f.read(), origin, "exec", dont_inherit=True)
 
     def is_package(self, name: str) -> bool:
         return self.index[name][1]
@@ -85,9 +95,13 @@ class ImageFinder:
             return f.read()
 
 
-def read_index(path: str) -> tuple[dict, int] | None:
-    """The image's index and where its codes start, or None when there is no image this
-    interpreter can use."""
+def _identity(st: os.stat_result) -> tuple:
+    return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def read_index(path: str) -> tuple[dict, int, tuple] | None:
+    """The image's index, where its codes start and the file's identity, or None when there is
+    no image this interpreter can use."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
@@ -97,7 +111,7 @@ def read_index(path: str) -> tuple[dict, int] | None:
         if len(header) != _HEADER_SIZE or header[:4] != _MAGIC or header[4:8] != IMAGE_TAG:
             return None
         length = int.from_bytes(header[8:], "little")
-        return marshal.loads(os.pread(fd, length, _HEADER_SIZE)), _HEADER_SIZE + length
+        return marshal.loads(os.pread(fd, length, _HEADER_SIZE)), _HEADER_SIZE + length, _identity(os.fstat(fd))
     except (OSError, ValueError, EOFError, TypeError):
         return None
     finally:

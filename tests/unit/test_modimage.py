@@ -52,7 +52,7 @@ def tree(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_the_image_holds_every_module_of_the_packages(tree) -> None:
     site, image = tree
-    index, _ = modimage.read_index(str(image))
+    index = modimage.read_index(str(image))[0]
     assert sorted(index) == ["pkga", "pkga.one", "pkga.sub", "pkga.sub.two"]
     assert index["pkga"][:2] == (str(site / "pkga" / "__init__.py"), True)
     assert index["pkga.one"][:2] == (str(site / "pkga" / "one.py"), False)
@@ -99,6 +99,20 @@ def test_a_module_added_after_the_build_is_found_beside_its_package(tree) -> Non
         "import pkga.sub.three\n"
         "out = [pkga.sub.three.VALUE, source(pkga.sub), source(pkga.sub.three)]"))
     assert out == ["three", "image", "files"]
+
+
+def test_an_image_written_again_after_its_index_was_read_is_not_misread(tree) -> None:
+    """An upgrade rewrites the image under a running process: the offsets it read no longer
+    hold, so the modules it still imports are compiled from their sources."""
+    site, image = tree
+    first = site / "pkga" / "__init__.py"  # the image's first module: every offset after it moves
+    out = import_in_fresh_python(site, image, (
+        "import pathlib\n"
+        f"pathlib.Path({str(first)!r}).write_text('VALUE = ' + repr('x' * 5000) + '\\n')\n"
+        f"modimage.build({str(site)!r}, ('pkga',), {str(image)!r})\n"
+        "import pkga.sub.two\n"
+        "out = [pkga.sub.two.VALUE, len(pkga.VALUE), source(pkga), source(pkga.sub.two)]"))
+    assert out == ["two", 5000, "files", "image"]
 
 
 @pytest.mark.parametrize("damage", ["missing", "another python", "not an image", "cut short"])
