@@ -11,7 +11,8 @@ module in the image costs one stat and one read.
 
 The image is checked as a .pyc is: a module whose source's size or mtime differs from the
 image's record is found the usual way, and so is every module when the image is missing,
-unreadable, or was written by another Python (its magic number).
+unreadable, or was written by another Python (its magic number). An image written again after
+this process read its index is not read at the old offsets: the module's source is compiled.
 
 Layout: a header (the interpreter's magic number, IMAGE_TAG, the index's length as 8 bytes
 little-endian), the marshalled index {module name: (source path, is a package, source mtime_ns,
