@@ -81,9 +81,8 @@ class ImageFinder:
             finally:
                 os.close(fd)
         # The image was written again (an upgrade) since this process read its index, whose
-        # offsets no longer hold: the source, checked by find_spec, compiled as importlib would.
-        with open(origin, "rb") as f:
-            return compile(f.read(), origin, "exec", dont_inherit=True)
+        # offsets no longer hold: the source, checked by find_spec.
+        return _compile(origin)
 
     def is_package(self, name: str) -> bool:
         return self.index[name][1]
@@ -94,6 +93,13 @@ class ImageFinder:
     def get_source(self, name: str):
         with open(self.index[name][0], encoding="utf-8") as f:
             return f.read()
+
+
+def _compile(path: str):
+    """The module at path compiled as importlib compiles a .pyc: the same flags, the same file
+    name in tracebacks."""
+    with open(path, "rb") as f:
+        return compile(f.read(), path, "exec", dont_inherit=True)
 
 
 def _identity(st: os.stat_result) -> tuple:
@@ -152,10 +158,7 @@ def build(site: str, packages=PACKAGES, path: str | None = None) -> str:
     for name, source_path, is_package in modules(site, packages):
         # Before the read: a source changed meanwhile no longer matches its record.
         st = os.stat(source_path)
-        with open(source_path, "rb") as f:
-            source = f.read()
-        # As importlib compiles a .pyc: the same flags, the same file name in tracebacks.
-        blob = marshal.dumps(compile(source, source_path, "exec", dont_inherit=True))
+        blob = marshal.dumps(_compile(source_path))
         index[name] = (source_path, is_package, st.st_mtime_ns, st.st_size, offset, len(blob))
         blobs.append(blob)
         offset += len(blob)
